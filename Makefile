@@ -1,0 +1,50 @@
+# Latent Space Imaging — developer commands. `make help` lists them.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RATIO ?= 512
+RATIOS ?= 128 256 512 1024 2048 4096 8192 16384
+export OMP_NUM_THREADS ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table capture-sim clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+setup: ## create .venv and install everything (torch CPU/CUDA wheels from pip, all extras, editable)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e ".[hardware,eval,dev]"
+	$(BIN)/python -c "import lsi, datamodules, hardware; print('lsi installed')"
+
+test: ## fast test suite (no slow, no real-hardware tests)
+	$(BIN)/python -m pytest -m "not slow and not hardware" -q
+
+test-full: ## every test except those needing a real DMD/DAQ rig
+	$(BIN)/python -m pytest -m "not hardware" -q
+
+train: ## train O and D_theta on the embedded world: make train RATIO=512 -> runs/ratio512/
+	@$(BIN)/python -c "import sys; r=int('$(RATIO)'); sys.exit(0 if r in [2**k for k in range(7,15)] else \
+	  'RATIO=$(RATIO) is not supported: use one of 128 256 512 1024 2048 4096 8192 16384 (d = 65536/RATIO masks)')"
+	$(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
+	  --trainer.default_root_dir runs/ratio$(RATIO)
+
+pretrain-embedded: ## retrain the shipped embedded G, E and identity net (CPU, <= 45 min) and re-measure them
+	$(BIN)/python -m lsi.pretrain --evaluate
+
+eval-embedded: ## measure the shipped embedded world -> docs/embedded-world.md
+	$(BIN)/python -m lsi.pretrain.evaluate
+
+bench: bench-faces bench-masks ## all benchmarks (reports under docs/)
+
+bench-faces: ## rendering speed of the procedural face world
+	$(BIN)/python scripts/bench_faces.py
+
+bench-masks: ## learned vs random vs Hadamard masks at RATIO=512 -> docs/results.md
+	$(BIN)/python scripts/bench_masks.py
+
+clean: ## remove runs and caches (keeps .venv and shipped weights)
+	rm -rf runs lightning_logs .pytest_cache

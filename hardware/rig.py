@@ -1,0 +1,331 @@
+"""Rig configuration: typed dataclasses loaded from ``configs/hardware/rig.yaml`` and display profiles.
+
+Every section is a dataclass; unknown keys are refused with the list of allowed keys, so a typo in the
+YAML is an error rather than a silently ignored setting. ``rig_to_dict`` gives the JSON-able snapshot
+stored in each capture's manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hardware.bitplanes import DMD_HEIGHT, DMD_WIDTH, DMDGeometry
+
+__all__ = [
+    "RigConfigError",
+    "RoiConfig",
+    "DMDConfig",
+    "NIDAQConfig",
+    "SerialConfig",
+    "DetectorConfig",
+    "DisplaySelection",
+    "CalibrationConfig",
+    "SimNoiseConfig",
+    "SimConfig",
+    "RigConfig",
+    "DisplayProfile",
+    "from_dict",
+    "rig_to_dict",
+    "load_rig",
+    "load_display_profile",
+    "config_dir",
+]
+
+PDA100A2_GAINS_DB = tuple(range(0, 80, 10))
+
+
+class RigConfigError(ValueError):
+    """The rig or display configuration is malformed or inconsistent."""
+
+
+@dataclass
+class RoiConfig:
+    """Mask placement on the mirror array; ``offset=None`` centres the ROI."""
+
+    offset: tuple[int, int] | None = None
+    scale: tuple[int, int] = (2, 4)
+    mask_shape: tuple[int, int] = (256, 256)
+
+
+@dataclass
+class DMDConfig:
+    """DLP4500 / DLPC350 settings (pattern-sequence mode, video-port source)."""
+
+    backend: str = "dlpc350"  # dlpc350 | sim | mock
+    vendor_id: int = 0x0451
+    product_id: int = 0x6401
+    width: int = DMD_WIDTH
+    height: int = DMD_HEIGHT
+    roi: RoiConfig = field(default_factory=RoiConfig)
+    video_fps: float = 120.0
+    exposure_us: int = 347
+    frame_period_us: int = 347
+    trigger_mode: str = "vsync"
+    led_select: int = 0  # LUT LED bits (b0 red, b1 green, b2 blue); 0 = LEDs off, external light
+    led_current: tuple[int, int, int] = (0, 0, 0)  # PWM 0-255 for red, green, blue
+    invert: bool = False
+    latency_frames: int = 0  # frames between presenting a frame and the DMD showing it
+    expected_masks: int | None = None  # pin the mask count for this rig
+    max_masks: int = 4096
+
+    def geometry(self) -> DMDGeometry:
+        """The :class:`DMDGeometry` of this configuration."""
+        roi = self.roi
+        if roi.offset is None:
+            return DMDGeometry.centred(tuple(roi.scale), tuple(roi.mask_shape), self.width, self.height)
+        return DMDGeometry(self.width, self.height, tuple(roi.offset), tuple(roi.scale), tuple(roi.mask_shape))
+
+
+@dataclass
+class NIDAQConfig:
+    """NI-DAQmx analog input clocked by the DMD triggers (terminals without the device prefix)."""
+
+    device: str = "Dev1"
+    channel: str = "ai0"
+    terminal: str = "RSE"  # RSE | NRSE | DIFF | PSEUDO_DIFF | DEFAULT
+    v_min: float = -1.0
+    v_max: float = 10.0
+    sample_clock: str = "PFI0"  # TRIG_OUT_1: one sample per pattern
+    clock_edge: str = "rising"
+    start_trigger: str | None = "PFI1"  # TRIG_OUT_2: sequence start
+    trigger_edge: str = "rising"
+    oversample: int = 1  # >1: internal clock at oversample x pattern rate, averaged per pattern
+    settle_samples: int = 0  # oversampled samples dropped at the start of each pattern
+    max_rate_hz: float = 100_000.0  # upper bound given to DAQmx for the external clock
+
+
+@dataclass
+class SerialConfig:
+    """Serial ADC (see docs/serial-adc-protocol.md)."""
+
+    port: str = "/dev/ttyACM0"
+    baudrate: int = 115200
+    checksum: bool = True
+    line_timeout_s: float = 1.0
+
+
+@dataclass
+class DetectorConfig:
+    """Photodiode + digitiser."""
+
+    backend: str = "nidaqmx"  # nidaqmx | serial | sim | mock
+    gain_db: int = 40  # PDA100A2 gain switch (0-70 dB in 10 dB steps)
+    full_scale: float = 10.0  # readings at or above this level count as saturated (detector units)
+    nidaqmx: NIDAQConfig = field(default_factory=NIDAQConfig)
+    serial: SerialConfig = field(default_factory=SerialConfig)
+
+
+@dataclass
+class DisplaySelection:
+    """Display profile names (files in configs/hardware/displays) for the scene monitor and the DMD input."""
+
+    scene: str = "eizo"
+    dmd: str = "dmd_hdmi"
+
+
+@dataclass
+class CalibrationConfig:
+    """References, complementary patterns, refusal rules and the watchdog."""
+
+    every: int = 1  # take references every N scenes (0 = never)
+    position: str = "both"  # before | after | both
+    ref_planes: int = 12  # all-on planes (then as many all-off planes) in the reference frame
+    complementary: bool = False  # show each mask followed by its inverse
+    max_saturated_fraction: float = 0.0
+    on_error: str = "stop"  # stop | retry  (NaN, saturation, detector timeout)
+    max_retries: int = 2
+    watchdog_factor: float = 2.0  # detector timeout = factor x expected duration + margin
+    watchdog_margin_s: float = 1.0
+
+
+@dataclass
+class SimNoiseConfig:
+    """Arguments of :class:`lsi.noise.NoiseModel` for the simulated detector."""
+
+    photons_full_scale: float = 2.0e5
+    read_noise: float = 5.0e-4
+    adc_bits: int = 16
+    full_scale: float = 2.0
+    dark_offset: float = 0.01
+    ambient: float = 0.002
+
+
+@dataclass
+class SimConfig:
+    """Simulated optical path."""
+
+    blur_sigma: float = 0.7  # objective blur, in mask pixels
+    leak: float = 0.001  # light passed by off mirrors (finite DMD contrast)
+    monitor_gamma: float = 2.2  # native gamma of the simulated monitor
+    drift_per_acquisition: float = 0.0  # relative source drift per acquisition
+    noise: SimNoiseConfig = field(default_factory=SimNoiseConfig)
+    seed: int = 0
+    realtime: bool = False  # sleep for the modelled durations
+
+
+@dataclass
+class RigConfig:
+    """The whole rig."""
+
+    name: str = "lsi-dlp4500"
+    dmd: DMDConfig = field(default_factory=DMDConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    display: DisplaySelection = field(default_factory=DisplaySelection)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    def validate(self) -> None:
+        """Cross-field checks; raises :class:`RigConfigError`."""
+        if self.detector.gain_db not in PDA100A2_GAINS_DB:
+            raise RigConfigError(f"detector.gain_db must be one of {list(PDA100A2_GAINS_DB)} (PDA100A2 switch), "
+                                 f"got {self.detector.gain_db}")
+        cal = self.calibration
+        if cal.position not in ("before", "after", "both"):
+            raise RigConfigError(f"calibration.position must be before|after|both, got {cal.position!r}")
+        if cal.on_error not in ("stop", "retry"):
+            raise RigConfigError(f"calibration.on_error must be stop|retry, got {cal.on_error!r}")
+        if not 1 <= cal.ref_planes <= 23:
+            raise RigConfigError(f"calibration.ref_planes must be in [1, 23], got {cal.ref_planes}")
+        if cal.every < 0 or cal.max_retries < 0 or not 0 <= cal.max_saturated_fraction <= 1:
+            raise RigConfigError("calibration.every and max_retries must be >= 0 and max_saturated_fraction in [0, 1]")
+        if not 0 <= self.dmd.led_select <= 7 or any(not 0 <= c <= 255 for c in self.dmd.led_current):
+            raise RigConfigError("dmd.led_select must be in [0, 7] and dmd.led_current values in [0, 255]")
+        if self.dmd.latency_frames < 0 or self.detector.nidaqmx.oversample < 1:
+            raise RigConfigError("dmd.latency_frames must be >= 0 and detector.nidaqmx.oversample >= 1")
+        self.dmd.geometry()  # raises MaskGeometryError (a ValueError) when the ROI does not fit
+
+
+@dataclass
+class DisplayProfile:
+    """A fullscreen output: where it is, how to encode intensities, how long it takes to settle."""
+
+    name: str = "display"
+    backend: str = "tk"  # tk | offscreen
+    width: int = 1920
+    height: int = 1080
+    x: int = 0  # window position on the virtual desktop (pixels)
+    y: int = 0
+    monitor: int = 0  # informational: which output this is
+    refresh_hz: float = 60.0
+    gamma: float = 2.2  # content is encoded as v = x ** (1 / gamma); 1.0 = no correction
+    settle_s: float = 0.05  # wait after showing a new image
+    fit: str = "contain"  # contain | stretch | native
+    image_size: int | None = None  # side of the square scene in pixels (None = as large as fits)
+    background: float = 0.0  # linear intensity around the scene
+    bit_exact: bool = False  # frames are shown unscaled and unmodified (DMD video input)
+
+    def validate(self) -> None:
+        if self.width < 1 or self.height < 1 or self.gamma <= 0 or self.settle_s < 0 or self.refresh_hz <= 0:
+            raise RigConfigError(f"display profile {self.name!r}: width/height/gamma/refresh must be > 0 and "
+                                 "settle_s >= 0")
+        if self.fit not in ("contain", "stretch", "native"):
+            raise RigConfigError(f"display profile {self.name!r}: fit must be contain|stretch|native, got {self.fit!r}")
+        if self.bit_exact and (self.gamma != 1.0 or self.fit != "native"):
+            raise RigConfigError(f"display profile {self.name!r} is bit_exact (DMD input): it needs gamma: 1.0 and "
+                                 "fit: native so bit planes reach the DMD unchanged")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RigConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise RigConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RigConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp in (int, float, str):
+        if value is None or isinstance(value, bool) or (tp is int and isinstance(value, float) and not value.is_integer()):
+            raise RigConfigError(f"{where} must be a {tp.__name__}, got {value!r}")
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as exc:
+            raise RigConfigError(f"{where} must be a {tp.__name__}, got {value!r}") from exc
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from a mapping, recursively and strictly (unknown keys are an error)."""
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise RigConfigError(f"{where}: unknown key(s) {unknown}; allowed: {names}")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def rig_to_dict(obj: Any) -> Any:
+    """JSON-able dict of a config dataclass (tuples become lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: rig_to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [rig_to_dict(v) for v in obj]
+    return obj
+
+
+def config_dir() -> Path:
+    """``configs/hardware`` of this checkout (next to the ``hardware`` package), else of the cwd."""
+    here = Path(__file__).resolve().parents[1] / "configs" / "hardware"
+    return here if here.is_dir() else Path.cwd() / "configs" / "hardware"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RigConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RigConfigError(f"{path} must hold a mapping at the top level")
+    return data
+
+
+def load_rig(path: str | Path | None = None) -> RigConfig:
+    """Load and validate a rig YAML (default ``configs/hardware/rig.yaml``)."""
+    p = Path(path) if path is not None else config_dir() / "rig.yaml"
+    if not p.is_file():
+        raise RigConfigError(f"rig config {str(p)!r} not found; pass --rig configs/hardware/rig.yaml")
+    cfg = from_dict(RigConfig, _read_yaml(p), p.name)
+    cfg.validate()
+    return cfg
+
+
+def load_display_profile(name_or_path: str | Path, profiles_dir: str | Path | None = None) -> DisplayProfile:
+    """Load ``configs/hardware/displays/<name>.yaml`` (or an explicit path to a YAML profile)."""
+    p = Path(name_or_path)
+    if p.suffix not in (".yaml", ".yml"):
+        base = Path(profiles_dir) if profiles_dir is not None else config_dir() / "displays"
+        p = base / f"{name_or_path}.yaml"
+        if not p.is_file():
+            known = sorted(q.stem for q in base.glob("*.yaml")) if base.is_dir() else []
+            raise RigConfigError(f"display profile {str(name_or_path)!r} not found in {base}; known: {known}")
+    elif not p.is_file():
+        raise RigConfigError(f"display profile file {str(p)!r} not found")
+    data = _read_yaml(p)
+    data.setdefault("name", p.stem)
+    prof = from_dict(DisplayProfile, data, p.name)
+    prof.validate()
+    return prof

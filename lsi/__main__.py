@@ -1,0 +1,6 @@
+"""``python -m lsi`` is the ``lsi`` command."""
+
+from lsi.main import main
+
+if __name__ == "__main__":
+    main()

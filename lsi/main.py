@@ -1,0 +1,40 @@
+"""``lsi``: the LightningCLI entry point (fit, validate, test, predict) for every LSI module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+
+class LSICLI(LightningCLI):
+    """LightningCLI whose default logging is TensorBoard + CSV under ``trainer.default_root_dir``."""
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        cfg = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
+        if cfg.get("logger") in (None, True):
+            root = str(cfg.get("default_root_dir") or Path.cwd())
+            cfg["logger"] = [TensorBoardLogger(root, name="logs", version=""), CSVLogger(root, name="logs", version="")]
+        return super().instantiate_trainer(**kwargs)
+
+
+def main(args: list[str] | None = None) -> LSICLI:
+    """Run the CLI; ``args`` (without the program name) lets tests call it in-process."""
+    return LSICLI(
+        model_class=L.LightningModule,
+        datamodule_class=L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"default_env": False},
+        args=args,
+        auto_configure_optimizers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
