@@ -10,7 +10,17 @@ import lightning as L
 import torch
 
 
-class RunArtifacts(L.Callback):
+class FinalCheckpoint(L.Callback):
+    """Save ``<default_root_dir>/<checkpoint_name>`` when ``fit`` ends (also under ``fast_dev_run``)."""
+
+    def __init__(self, checkpoint_name: str = "final.ckpt") -> None:
+        self.checkpoint_name = checkpoint_name
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(Path(trainer.default_root_dir) / self.checkpoint_name)  # collective call
+
+
+class RunArtifacts(FinalCheckpoint):
     """At the end of ``fit`` write, into ``trainer.default_root_dir``:
 
     ``lsi.ckpt`` (masks, D_theta, w_avg, config), ``masks.npy`` + ``masks.json``, ``masks.png`` (grid like the
@@ -19,7 +29,7 @@ class RunArtifacts(L.Callback):
     """
 
     def __init__(self, checkpoint_name: str = "lsi.ckpt", max_masks_in_figure: int = 64) -> None:
-        self.checkpoint_name = checkpoint_name
+        super().__init__(checkpoint_name)
         self.max_masks_in_figure = max_masks_in_figure
         self._t0 = 0.0
 
@@ -27,8 +37,8 @@ class RunArtifacts(L.Callback):
         self._t0 = time.time()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_fit_end(trainer, pl_module)
         out = Path(trainer.default_root_dir)
-        trainer.save_checkpoint(out / self.checkpoint_name)  # collective: every rank must call it
         if not trainer.is_global_zero:
             return
         from lsi.figures_masks import save_mask_grid

@@ -46,18 +46,6 @@ class GroupedLinear(nn.Module):
         return y.view(*x.shape[:-1], out)
 
 
-class GroupedLayerNorm(nn.Module):
-    """LayerNorm over the last dim with a separate affine per level: ``[n, B, f]``."""
-
-    def __init__(self, n: int, features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(n, 1, features))
-        self.bias = nn.Parameter(torch.zeros(n, 1, features))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[-1:]), self.weight)
-
-
 class GroupedTokenAttention(nn.Module):
     """Per-level multi-head self-attention over ``tokens`` tokens cut from the hidden vector: ``[n, B, hidden]``."""
 
@@ -116,9 +104,9 @@ class _LevelGroup(nn.Module):
     ) -> None:
         super().__init__()
         self.n, self.residual = n, residual
-        self.stem_norm = GroupedLayerNorm(n, d_in)
-        self.stem = GroupedLinear(n, d_in, hidden)
-        self.norms = nn.ModuleList(GroupedLayerNorm(n, hidden) for _ in range(depth))
+        bound = 1 / math.sqrt(d_in)  # per-level stems stored side by side: one GEMM for the whole group
+        self.stem_weight = nn.Parameter(torch.empty(d_in, n * hidden).uniform_(-bound, bound))
+        self.stem_bias = nn.Parameter(torch.zeros(n * hidden))
         if block == "linear":
             self.mixers = nn.ModuleList(GroupedLinear(n, hidden, hidden) for _ in range(depth))
         else:
@@ -128,11 +116,13 @@ class _LevelGroup(nn.Module):
 
     def forward(self, x: Tensor, feed: Tensor | None) -> Tensor:
         """``x``: ``[B, d_in]``; ``feed``: ``[B, hidden]`` or None -> ``[n, B, w_dim]``."""
-        h = F.silu(self.stem(self.stem_norm(x.unsqueeze(0).expand(self.n, -1, -1))))
+        xn = F.layer_norm(x, x.shape[-1:])
+        h = F.silu(torch.addmm(self.stem_bias, xn, self.stem_weight))  # [B, n * hidden]
+        h = h.view(x.shape[0], self.n, -1).transpose(0, 1).contiguous()  # [n, B, hidden]
         if feed is not None:
             h = h + feed
-        for norm, mix in zip(self.norms, self.mixers):
-            z = self.drop(F.silu(mix(norm(h))))
+        for mix in self.mixers:
+            z = self.drop(F.silu(mix(F.layer_norm(h, h.shape[-1:]))))
             h = h + z if self.residual else z
         return self.head(h)
 
@@ -198,7 +188,10 @@ class DigitalEncoder(nn.Module):
             self.level_groups.append(
                 _LevelGroup(size, d_in, hidden, w_dim, depth, block, residual, dropout, heads, tokens)
             )
-            self.aggregators.append(SpatialGatingMLP(size, w_dim) if aggregate == "gmlp" else nn.Identity())
+        n_groups = len(self.level_groups)
+        for i, group in enumerate(self.level_groups):  # the last group feeds nothing: no aggregator
+            use_gmlp = aggregate == "gmlp" and i + 1 < n_groups
+            self.aggregators.append(SpatialGatingMLP(group.n, w_dim) if use_gmlp else nn.Identity())
         self.mixer = SpatialGatingMLP(num_ws, w_dim) if mixer else None
 
     @classmethod

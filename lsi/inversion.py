@@ -21,7 +21,8 @@ from lsi.generator.embedded import EqualLinear
 class EncoderConfig:
     num_ws: int = 10
     w_dim: int = 128
-    width: int = 32           # channels of the stem; stages use 2x, 4x, 8x
+    width: int = 24           # channels of the stem; stages use 2x, 4x, 8x
+    fpn_dim: int = 64         # channels of the merged pyramid maps read by the style heads
     work_resolution: int = 64  # inputs are area-resized to this size first
     coarse_end: int = 3       # W+ levels [0, coarse_end) read the 8 px map
     mid_end: int = 6          # [coarse_end, mid_end) read 16 px, the rest read 32 px
@@ -51,11 +52,11 @@ class MapToStyle(nn.Module):
 
     def __init__(self, ch: int, w_dim: int, spatial: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(ch, w_dim, 3, 2, 1), nn.LeakyReLU(0.2)]
-        for _ in range(int(math.log2(spatial)) - 1):
-            layers += [nn.Conv2d(w_dim, w_dim, 3, 2, 1), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = []
+        for _ in range(int(math.log2(spatial))):
+            layers += [nn.Conv2d(ch, ch, 3, 2, 1), nn.LeakyReLU(0.2)]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(w_dim, w_dim)
+        self.linear = EqualLinear(ch, w_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.convs(x).flatten(1))
@@ -72,7 +73,8 @@ class InversionEncoder(nn.Module):
         self.stage1 = nn.Sequential(ResBlock(c, 2 * c, 2), ResBlock(2 * c, 2 * c))      # 32 px
         self.stage2 = nn.Sequential(ResBlock(2 * c, 4 * c, 2), ResBlock(4 * c, 4 * c))  # 16 px
         self.stage3 = nn.Sequential(ResBlock(4 * c, 8 * c, 2), ResBlock(8 * c, 8 * c))  # 8 px
-        top = 8 * c
+        top = cfg.fpn_dim
+        self.lat8 = nn.Conv2d(8 * c, top, 1)
         self.lat16 = nn.Conv2d(4 * c, top, 1)
         self.lat32 = nn.Conv2d(2 * c, top, 1)
         s = cfg.work_resolution
@@ -90,7 +92,7 @@ class InversionEncoder(nn.Module):
         x = self.stem(img.contiguous(memory_format=torch.channels_last))
         c32 = self.stage1(x)
         c16 = self.stage2(c32)
-        c8 = self.stage3(c16)
+        c8 = self.lat8(self.stage3(c16))
         p16 = F.interpolate(c8, size=c16.shape[-2:], mode="bilinear", align_corners=True) + self.lat16(c16)
         p32 = F.interpolate(p16, size=c32.shape[-2:], mode="bilinear", align_corners=True) + self.lat32(c32)
         out = []

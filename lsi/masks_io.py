@@ -268,7 +268,9 @@ def load_masks(
     try:
         masks = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise MaskFormatError(f"cannot read {str(path)!r} as a .npy array (pickled objects are refused): {exc}") from exc
+        raise MaskFormatError(
+            f"cannot read {str(path)!r} as a .npy array (pickled objects are refused): {exc}"
+        ) from exc
     if not isinstance(masks, np.ndarray):
         raise MaskFormatError(f"{str(path)!r} holds a {type(masks).__name__}, expected a single array")
     if not json_path.is_file():

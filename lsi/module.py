@@ -43,6 +43,8 @@ class LatentImagingModule(L.LightningModule):
         perceptual: ``lpips`` (needs ``lpips_backbone_path``) or ``identity-features`` (offline, embedded).
         id_threshold: cosine-distance threshold of the identity match rate; None = the identity net's 1% FAR.
         lr_masks / lr_encoder: learning rates of the two parameter groups.
+        cache_targets: remember E(I) per training-sample index (E is frozen and deterministic, so this is exact
+            and saves most of E's cost after the first epoch).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class LatentImagingModule(L.LightningModule):
         id_threshold: float | None = None,
         lr_masks: float = 1e-4,
         lr_encoder: float = 1e-4,
+        cache_targets: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -94,6 +97,7 @@ class LatentImagingModule(L.LightningModule):
         self.register_buffer("w_avg", g.w_avg.detach().clone())
         self.perceptual = build_perceptual(perceptual, lpips_backbone_path) if lambda_lpips > 0 else None
         self.id_threshold = id_threshold
+        self._target_cache: dict[int, torch.Tensor] = {}
 
     # -- frozen world ------------------------------------------------------------------------
     @property
@@ -132,10 +136,23 @@ class LatentImagingModule(L.LightningModule):
         return F.interpolate(scene * 2 - 1, size=(r, r), mode="area")
 
     # -- losses ------------------------------------------------------------------------------
-    def compute_losses(self, scene: torch.Tensor, readings: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def cached_target_latent(self, scene: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        """E(I), served from the per-index cache during training when enabled."""
+        if index is None or not (self.training and self.hparams.cache_targets):
+            return self.target_latent(scene)
+        keys = index.tolist()
+        missing = [i for i, k in enumerate(keys) if k not in self._target_cache]
+        if missing:
+            fresh = self.target_latent(scene[missing]).cpu()
+            for i, lat in zip(missing, fresh):
+                self._target_cache[keys[i]] = lat
+        return torch.stack([self._target_cache[k] for k in keys]).to(scene.device)
+
+    def compute_losses(self, scene: torch.Tensor, readings: torch.Tensor | None = None,
+                       index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         hp = self.hparams
         ws = self.encode_readings(readings) if readings is not None else self(scene)
-        target = self.target_latent(scene)
+        target = self.cached_target_latent(scene, index)
         losses = {"lat": F.l1_loss(ws, target), "wnorm": (ws - self.w_avg).norm(dim=2).mean()}
         k = min(hp.image_loss_batch, scene.shape[0])
         if k > 0 and (hp.lambda_pix > 0 or hp.lambda_id > 0 or hp.lambda_lpips > 0):
@@ -157,7 +174,7 @@ class LatentImagingModule(L.LightningModule):
         return batch.get("readings")
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch["image"], self._readings(batch))
+        losses = self.compute_losses(batch["image"], self._readings(batch), batch.get("index"))
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["image"]))
         self.log("loss", losses["total"], prog_bar=True, logger=False, batch_size=len(batch["image"]))
         return losses["total"]
@@ -225,6 +242,15 @@ class LatentImagingModule(L.LightningModule):
 
     def masks_sha256(self) -> str:
         return hashlib.sha256(self.optical.mask_codes().tobytes()).hexdigest()
+
+    def encoder_fingerprint(self) -> str:
+        """sha256 over the trained state (mask codes, reading normaliser, D_theta, w_avg): heads record it."""
+        h = hashlib.sha256(self.optical.mask_codes().tobytes())
+        for name, t in sorted(self.state_dict().items()):
+            if not name.startswith("optical."):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         g = self.world.generator

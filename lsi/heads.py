@@ -1,0 +1,266 @@
+"""Downstream projectors P that read the frozen LSI latent L = D_theta(O . I).
+
+- :class:`AttributeHead` (P_A): one linear layer ``[B, num_ws*w_dim] -> [B, A]``, BCE.
+- :class:`SegmentationHead` (P_S): six of G's feature maps under L merged coarse -> fine (bilinear upsample,
+  3x3 conv to the next level's width, sum), a final 3x3 conv to the classes, focal loss.
+- :class:`LandmarkHead` (P_L): one coarse feature map modulated by a linear projection of L, a conv to 68
+  channels, bilinear resize to 8x8, then a per-point linear 64 -> 2; MSE on coordinates in [0, 1].
+- :class:`AllHeads`: the three trained together from one command.
+
+O, D_theta and G stay frozen and unregistered; each head's checkpoint records the fingerprint of the LSI
+checkpoint it was trained on and refuses to load onto another encoder.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lsi.generator.protocol import parse_feature_name
+from lsi.metrics import NME, AttributeAccuracy, SegmentationF1
+
+EMBEDDED_SEG_LAYERS = ("L2_8_256", "L3_16_128", "L4_16_128", "L6_32_64", "L7_64_32", "L8_64_32")
+EMBEDDED_LANDMARK_LAYER = "L2_8_256"
+PAPER_SEG_LAYERS = ("L3_36_1024", "L9_52_1024", "L11_84_1024", "L13_148_919", "L15_276_256", "L16_256_256")
+
+
+@lru_cache(maxsize=2)
+def load_lsi(path: str):
+    """The frozen LSI encoder (O + D_theta) of a checkpoint, loaded with ``weights_only=True``."""
+    from lsi.module import LatentImagingModule
+
+    try:
+        module = LatentImagingModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"LSI checkpoint {path!r} not found; train one with `make train RATIO=N` "
+                                "and pass its lsi.ckpt as model.init_args.lsi_checkpoint") from err
+    module.eval().requires_grad_(False)
+    return module
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Multi-class focal loss, ``logits [B,C,H,W]``, ``target [B,H,W]`` int64."""
+    logp = F.log_softmax(logits, dim=1).gather(1, target[:, None]).squeeze(1)
+    return (-(1 - logp.exp()).pow(gamma) * logp).mean()
+
+
+class _LatentHead(L.LightningModule):
+    """Shared plumbing: frozen LSI latent, fingerprint check, optimiser."""
+
+    def __init__(self, lsi_checkpoint: str, lr: float = 1e-3) -> None:
+        super().__init__()
+        self.lsi_checkpoint = lsi_checkpoint
+        self.lr = lr
+        self.fingerprint = self.lsi.encoder_fingerprint()
+
+    @property
+    def lsi(self):
+        module = load_lsi(self.lsi_checkpoint)
+        if module.w_avg.device != self.device:
+            module.to(self.device)
+        return module
+
+    @property
+    def generator(self):
+        return self.lsi.world.generator
+
+    @torch.no_grad()
+    def latent(self, batch: dict) -> torch.Tensor:
+        """L ``[B, num_ws, w_dim]`` from the batch's readings (measured) or its scenes (simulated)."""
+        lsi = self.lsi
+        readings = batch.get("readings")
+        return lsi.encode_readings(readings) if readings is not None else lsi(batch["image"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lsi_fingerprint"] = self.fingerprint
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("lsi_fingerprint")
+        if saved != self.fingerprint:
+            raise ValueError(
+                f"this head was trained on an LSI encoder with fingerprint {str(saved)[:12]}, but "
+                f"{self.lsi_checkpoint!r} has {self.fingerprint[:12]}: heads only work on the encoder they were "
+                "trained on; retrain the head or point model.init_args.lsi_checkpoint at the original checkpoint")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.predict_heads(self.latent(batch))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        losses = self.losses(self.predict_heads(self.latent(batch)), batch)
+        total = sum(losses.values())
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(batch["image"]))
+        self.log("loss", total, prog_bar=True, logger=False, batch_size=len(batch["image"]))
+        return total
+
+    def _eval(self, batch: dict, stage: str) -> None:
+        out = self.predict_heads(self.latent(batch))
+        losses = self.losses(out, batch)
+        self.log_dict({f"{stage}/{k}_loss": v for k, v in losses.items()}, batch_size=len(batch["image"]),
+                      sync_dist=True)
+        self.update_metrics(out, batch, stage)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval(batch, "test")
+
+
+class AttributeProjector(nn.Module):
+    """P_A: ``[B, num_ws, w_dim] -> [B, A]`` logits."""
+
+    def __init__(self, num_ws: int, w_dim: int, num_attributes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(num_ws * w_dim, num_attributes)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.linear(latent.flatten(1))
+
+
+class SegmentationProjector(nn.Module):
+    """P_S: six feature maps (coarse -> fine) -> class logits at the finest map's resolution."""
+
+    def __init__(self, layers: tuple[str, ...], num_classes: int = 19) -> None:
+        super().__init__()
+        specs = [parse_feature_name(n) for n in layers]
+        if [s[1] for s in specs] != sorted(s[1] for s in specs):
+            raise ValueError(f"segmentation layers must go coarse -> fine, got {layers}")
+        self.layers = tuple(layers)
+        self.merges = nn.ModuleList(nn.Conv2d(a[2], b[2], 3, padding=1) for a, b in zip(specs[:-1], specs[1:]))
+        self.classifier = nn.Conv2d(specs[-1][2], num_classes, 3, padding=1)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = feats[self.layers[0]]
+        for name, merge in zip(self.layers[1:], self.merges):
+            nxt = feats[name]
+            x = merge(F.interpolate(x, size=nxt.shape[-2:], mode="bilinear", align_corners=False)) + nxt
+        return self.classifier(x)
+
+
+class LandmarkProjector(nn.Module):
+    """P_L: coarse map ``[B,C,h,w]`` modulated by ``Linear(L)``, conv to 68, resize to 8x8, per-point 64 -> 2."""
+
+    def __init__(self, layer: str, num_ws: int, w_dim: int, num_points: int = 68) -> None:
+        super().__init__()
+        _, _, ch = parse_feature_name(layer)
+        self.layer = layer
+        self.modulation = nn.Linear(num_ws * w_dim, ch)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+        self.conv = nn.Conv2d(ch, num_points, 3, padding=1)
+        self.point_weight = nn.Parameter(torch.randn(num_points, 64, 2) * 0.01)
+        self.point_bias = nn.Parameter(torch.full((num_points, 2), 0.5))
+
+    def forward(self, feat: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        x = feat * (1 + self.modulation(latent.flatten(1)))[:, :, None, None]
+        x = F.interpolate(self.conv(x), size=(8, 8), mode="bilinear", align_corners=False).flatten(2)  # [B,68,64]
+        return torch.einsum("bpk,pkc->bpc", x, self.point_weight) + self.point_bias
+
+
+class AllHeads(_LatentHead):
+    """P_A, P_S and P_L on one frozen encoder; ``heads`` picks any subset (one at a time or all together)."""
+
+    def __init__(self, lsi_checkpoint: str, heads: tuple[str, ...] = ("attributes", "segmentation", "landmarks"),
+                 num_attributes: int | None = None, num_classes: int = 19,
+                 seg_layers: tuple[str, ...] = EMBEDDED_SEG_LAYERS, landmark_layer: str = EMBEDDED_LANDMARK_LAYER,
+                 focal_gamma: float = 2.0, lr: float = 1e-3) -> None:
+        super().__init__(lsi_checkpoint, lr)
+        self.save_hyperparameters()
+        unknown = set(heads) - {"attributes", "segmentation", "landmarks"}
+        if unknown or not heads:
+            raise ValueError(f"heads must be a non-empty subset of attributes, segmentation, landmarks; got {heads}")
+        g = self.generator
+        if num_attributes is None:
+            from datamodules.faces.world import ATTRIBUTE_NAMES
+
+            num_attributes = len(ATTRIBUTE_NAMES)
+        missing = [n for n in (*seg_layers, landmark_layer) if n not in g.feature_names]
+        if missing:
+            raise ValueError(f"layers {missing} are not feature maps of the generator; choose from {g.feature_names}")
+        self.heads = tuple(heads)
+        self.attr = AttributeProjector(g.num_ws, g.w_dim, num_attributes) if "attributes" in heads else None
+        self.seg = SegmentationProjector(tuple(seg_layers), num_classes) if "segmentation" in heads else None
+        self.lmk = LandmarkProjector(landmark_layer, g.num_ws, g.w_dim) if "landmarks" in heads else None
+        self.metrics = nn.ModuleDict()
+        for stage in ("val", "test"):
+            if self.attr is not None:
+                self.metrics[f"{stage}_acc"] = AttributeAccuracy()
+            if self.seg is not None:
+                self.metrics[f"{stage}_f1"] = SegmentationF1(num_classes=num_classes)
+            if self.lmk is not None:
+                self.metrics[f"{stage}_nme"] = NME()
+
+    def predict_heads(self, latent: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        names = list(self.seg.layers) if self.seg is not None else []
+        if self.lmk is not None and self.lmk.layer not in names:
+            names.append(self.lmk.layer)
+        feats = self.generator.features(latent, names) if names else {}
+        if self.attr is not None:
+            out["attributes"] = self.attr(latent)
+        if self.seg is not None:
+            out["segmentation"] = self.seg(feats)
+        if self.lmk is not None:
+            out["landmarks"] = self.lmk(feats[self.lmk.layer], latent)
+        return out
+
+    def losses(self, out: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+        losses = {}
+        if "attributes" in out:
+            losses["attr"] = F.binary_cross_entropy_with_logits(out["attributes"], batch["attributes"].float())
+        if "segmentation" in out:
+            logits = out["segmentation"]
+            target = F.interpolate(batch["segmentation"][:, None].float(), size=logits.shape[-2:],
+                                   mode="nearest").squeeze(1).long()
+            losses["seg"] = focal_loss(logits, target, self.hparams.focal_gamma)
+        if "landmarks" in out:
+            losses["lmk"] = F.mse_loss(out["landmarks"], batch["landmarks"])
+        return losses
+
+    def update_metrics(self, out: dict[str, torch.Tensor], batch: dict, stage: str) -> None:
+        bs = len(batch["image"])
+        if "attributes" in out:
+            m = self.metrics[f"{stage}_acc"]
+            m.update(out["attributes"], batch["attributes"])
+            self.log(f"{stage}/attr_acc", m, batch_size=bs)
+        if "segmentation" in out:
+            m = self.metrics[f"{stage}_f1"]
+            size = batch["segmentation"].shape[-2:]
+            pred = F.interpolate(out["segmentation"], size=size, mode="bilinear", align_corners=False).argmax(1)
+            m.update(pred, batch["segmentation"])
+            self.log(f"{stage}/seg_f1", m, batch_size=bs)
+        if "landmarks" in out:
+            m = self.metrics[f"{stage}_nme"]
+            m.update(out["landmarks"], batch["landmarks"])
+            self.log(f"{stage}/nme", m, batch_size=bs)
+
+
+class AttributeHead(AllHeads):
+    """P_A alone."""
+
+    def __init__(self, lsi_checkpoint: str, num_attributes: int | None = None, lr: float = 1e-3) -> None:
+        super().__init__(lsi_checkpoint, heads=("attributes",), num_attributes=num_attributes, lr=lr)
+
+
+class SegmentationHead(AllHeads):
+    """P_S alone."""
+
+    def __init__(self, lsi_checkpoint: str, num_classes: int = 19,
+                 seg_layers: tuple[str, ...] = EMBEDDED_SEG_LAYERS, focal_gamma: float = 2.0,
+                 lr: float = 1e-3) -> None:
+        super().__init__(lsi_checkpoint, heads=("segmentation",), num_classes=num_classes, seg_layers=seg_layers,
+                         focal_gamma=focal_gamma, lr=lr)
+
+
+class LandmarkHead(AllHeads):
+    """P_L alone."""
+
+    def __init__(self, lsi_checkpoint: str, landmark_layer: str = EMBEDDED_LANDMARK_LAYER, lr: float = 1e-3) -> None:
+        super().__init__(lsi_checkpoint, heads=("landmarks",), landmark_layer=landmark_layer, lr=lr)
