@@ -80,7 +80,8 @@ def read_attribute_file(path: str | Path) -> tuple[tuple[str, ...], dict[str, np
         if not parts:
             continue
         if len(parts) != len(names) + 1:
-            raise AnnotationFormatError(f"{path}:{lineno}: expected a file name and {len(names)} values, got {len(parts)} fields")
+            raise AnnotationFormatError(
+                f"{path}:{lineno}: expected a file name and {len(names)} values, got {len(parts)} fields")
         values = np.array([int(v) for v in parts[1:]], dtype=np.int8)
         if not np.isin(values, (-1, 1)).all():
             raise AnnotationFormatError(f"{path}:{lineno}: attribute values must be -1 or 1")
@@ -155,7 +156,8 @@ def split_indices(indices: list[int], split: str, test_size: int, val_size: int)
     return parts[split]
 
 
-def _unknown_item(resolution: int) -> dict:
+def unknown_labels(resolution: int) -> dict:
+    """Placeholders for labels a dataset does not have (attributes/segmentation -1, landmarks NaN, identity -1)."""
     return {
         "attributes": torch.full((len(ATTRIBUTE_NAMES_CELEBA),), float(UNKNOWN)),
         "segmentation": torch.full((resolution, resolution), UNKNOWN, dtype=torch.int64),
@@ -246,7 +248,7 @@ class CelebAMaskHQ(Dataset):
     def __getitem__(self, i: int) -> dict:
         idx = self.indices[i]
         r = self.resolution
-        item = _unknown_item(r)
+        item = unknown_labels(r)
         item["image"] = load_image(self.root / HQ_IMG / f"{idx}.jpg", r, "CelebAMask-HQ", CELEBAMASK_LAYOUT)
         item["attributes"] = torch.from_numpy((self.attributes[idx] > 0).astype(np.float32))
         item["has_attributes"] = True
@@ -289,7 +291,7 @@ class FFHQ(Dataset):
     def __getitem__(self, i: int) -> dict:
         idx = self.indices[i]
         path = self.files.get(idx, self.root / "missing" / f"{idx:05d}.png")
-        item = _unknown_item(self.resolution)
+        item = unknown_labels(self.resolution)
         item["image"] = load_image(path, self.resolution, "FFHQ", self.layout)
         item["index"] = idx
         return item

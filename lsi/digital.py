@@ -11,6 +11,8 @@ Architecture (one independent "style block" per W+ level; levels of a group run 
 * Output mixer: a residual gMLP block whose spatial gating unit mixes information across the ``num_ws`` axis.
 
 Internally tensors are level-major ``[levels, B, features]`` so each group is a few batched matmuls.
+The LayerNorms in front of a Linear carry no affine parameters: a per-level scale/shift would be absorbed
+by that level's Linear anyway (same function class, fewer kernels).
 """
 
 from __future__ import annotations

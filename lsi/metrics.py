@@ -74,7 +74,8 @@ class IdentityMatchRate(Metric):
         if ref is None and valid is None:
             raise ValueError("IdentityMatchRate.update needs an embedding batch or a `valid` mask to know B")
         n = ref.shape[0] if ref is not None else valid.shape[0]
-        ok = torch.ones(n, dtype=torch.bool, device=self.total.device) if valid is None else valid.bool().to(self.total.device)
+        dev = self.total.device
+        ok = torch.ones(n, dtype=torch.bool, device=dev) if valid is None else valid.bool().to(dev)
         if ok.shape != (n,):
             raise ValueError(f"valid must have shape [{n}], got {tuple(ok.shape)}")
         if emb_orig is None or emb_recon is None:
@@ -83,7 +84,8 @@ class IdentityMatchRate(Metric):
         self.no_face += int((~ok).sum())
         if ok.any():
             if emb_orig.shape != emb_recon.shape or emb_orig.ndim != 2:
-                raise ValueError(f"embeddings must both be [B,E]; got {tuple(emb_orig.shape)} and {tuple(emb_recon.shape)}")
+                raise ValueError(f"embeddings must both be [B,E]; got {tuple(emb_orig.shape)} and "
+                                 f"{tuple(emb_recon.shape)}")
             d = pair_distance(emb_orig[ok.to(emb_orig.device)], emb_recon[ok.to(emb_recon.device)], self.distance)
             self.matches += int((d <= self.threshold).sum())
             self.distance_sum += d.sum().to(self.distance_sum.device)
@@ -91,10 +93,11 @@ class IdentityMatchRate(Metric):
     def compute(self) -> dict[str, Tensor]:
         n = self.total.clamp_min(1).double()
         valid = (self.total - self.no_face).double()
+        nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.distance_sum.device)
         return {
             "match_rate": self.matches.double() / n,
             "no_face_rate": self.no_face.double() / n,
-            "mean_distance": self.distance_sum / valid if valid > 0 else torch.tensor(float("nan"), dtype=torch.float64),
+            "mean_distance": self.distance_sum / valid if valid > 0 else nan,
             "n": self.total.clone(),
         }
 
@@ -138,7 +141,8 @@ class AttributeAccuracy(Metric):
     > ``threshold``); ``input_type="auto"`` treats a batch with any value outside [0,1] as logits (as
     torchmetrics does). Targets in {0,1}; negative or NaN targets (unknown labels) are ignored.
     ``compute()`` -> scalar mean over attributes that have at least one label; :meth:`per_attribute` -> ``[A]``.
-    ``num_attributes=None`` sizes the states on the first update.
+    ``num_attributes=None`` sizes the states on the first update (give it explicitly under DDP, where a rank
+    without updates would otherwise sync an empty state).
     """
 
     full_state_update = False

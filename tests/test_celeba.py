@@ -162,3 +162,9 @@ def test_datamodule_train_val_test(celeba, tmp_path):
     assert len(train) == 3 and all(b["image"].shape == (2, 3, 32, 32) for b in train)
     seen_ffhq = torch.cat([b["has_attributes"] for b in train])
     assert (~seen_ffhq).sum() == 3
+
+
+def test_label_conventions_match_the_embedded_world():
+    world = pytest.importorskip("datamodules.faces.world")
+    assert tuple(world.SEG_CLASSES) == SEG_CLASSES
+    assert set(world.ATTRIBUTE_NAMES) <= set(ATTRIBUTE_NAMES_CELEBA)

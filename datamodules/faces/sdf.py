@@ -12,8 +12,8 @@ from torch import Tensor
 
 
 def col(v: Tensor | float) -> Tensor | float:
-    """``[B]`` -> ``[B,1,1]`` for broadcasting against grids (floats pass through)."""
-    return v.view(-1, 1, 1) if isinstance(v, Tensor) else v
+    """``[B]`` -> ``[B,1,1]`` for broadcasting against grids (floats and grids pass through)."""
+    return v.view(-1, 1, 1) if isinstance(v, Tensor) and v.dim() == 1 else v
 
 
 def ellipse(x: Tensor, y: Tensor, rx, ry, cx=0.0, cy=0.0) -> Tensor:

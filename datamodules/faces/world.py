@@ -133,7 +133,8 @@ class FaceParams:
     beard: Tensor; beard_density: Tensor; mustache: Tensor
     yaw: Tensor; roll: Tensor; shift_x: Tensor; shift_y: Tensor; scale: Tensor
     smile: Tensor; smiling: Tensor; mouth_open: Tensor; open_flag: Tensor; gaze_x: Tensor; gaze_y: Tensor
-    glasses: Tensor; glasses_style: Tensor; hat: Tensor; hat_style: Tensor; earrings: Tensor; necklace: Tensor
+    glasses: Tensor; glasses_style: Tensor; hat: Tensor; hat_style: Tensor; earrings: Tensor; earring_style: Tensor
+    necklace: Tensor
     lipstick: Tensor; lip_rgb: Tensor
     light_dir: Tensor; light_int: Tensor; light_tint: Tensor
     bg_rgb0: Tensor; bg_rgb1: Tensor; bg_angle: Tensor; cloth_rgb: Tensor
@@ -155,16 +156,16 @@ def decode_world(u: Tensor) -> FaceParams:
     fem = 1 - male
     age = c["age"]
     # face shape
-    face_a = 0.178 + 0.03 * c["face_width"] + 0.012 * male
-    face_bu = 0.27 + 0.03 * c["face_height"]
+    face_a = 0.198 + 0.03 * c["face_width"] + 0.012 * male
+    face_bu = 0.285 + 0.03 * c["face_height"]
     face_bl = 0.325 + 0.04 * c["face_height"] + 0.01 * male
-    jaw_k = 0.18 + 0.32 * c["jaw_taper"] + 0.08 * fem
+    jaw_k = 0.1 + 0.3 * c["jaw_taper"] + 0.06 * fem
     tone = c["skin_tone"]
     skin = _lerp_table(_SKIN, tone)
     warm = (c["skin_warmth"] - 0.5) * 0.06
     skin = (skin + torch.stack([warm, 0 * warm, -warm], 1)).clamp(0, 1)
     # eyes and brows
-    eye_rgb = _EYE[torch.bucketize(c["eye_color"], _EYE_BINS)]
+    eye_rgb = _EYE[torch.bucketize(c["eye_color"].contiguous(), _EYE_BINS)]
     eye_w = 0.034 + 0.010 * c["eye_size"] + 0.002 * fem
     eye_sep = 0.112 + 0.022 * c["eye_spacing"]
     eye_y = -0.045 - 0.025 * c["eye_height"]
@@ -210,7 +211,9 @@ def decode_world(u: Tensor) -> FaceParams:
     hat = (c["hat"] < 0.09).float()
     hat_style = (c["hat"] / 0.09).clamp(0, 1)
     ears_visible = 1 - hair_over
-    earrings = ears_visible * (c["earrings"] < 0.05 + 0.5 * fem).float()
+    p_ear = 0.05 + 0.5 * fem
+    earrings = ears_visible * (c["earrings"] < p_ear).float()
+    earring_style = (c["earrings"] / p_ear).clamp(0, 1)
     necklace = (c["necklace"] < 0.03 + 0.22 * fem).float()
     lipstick = fem * (c["lipstick"] < 0.45).float()
     lip_nat = skin * torch.tensor([0.86, 0.58, 0.56]) + torch.tensor([0.06, 0.0, 0.0])
@@ -239,7 +242,7 @@ def decode_world(u: Tensor) -> FaceParams:
         mustache=mustache, yaw=yaw, roll=roll, shift_x=(c["shift_x"] - 0.5) * 0.04,
         shift_y=(c["shift_y"] - 0.5) * 0.04, scale=0.94 + 0.12 * c["scale"], smile=smile, smiling=smiling,
         mouth_open=mouth_open, open_flag=open_flag, gaze_x=(c["gaze_x"] - 0.5) * 2, gaze_y=(c["gaze_y"] - 0.5) * 2,
-        glasses=glasses, glasses_style=glasses_style, hat=hat, hat_style=hat_style, earrings=earrings,
+        glasses=glasses, glasses_style=glasses_style, hat=hat, hat_style=hat_style, earrings=earrings, earring_style=earring_style,
         necklace=necklace, lipstick=lipstick, lip_rgb=lip_rgb, light_dir=light_dir, light_int=light_int,
         light_tint=light_tint, bg_rgb0=bg0, bg_rgb1=bg1, bg_angle=bg_angle, cloth_rgb=cloth_rgb,
     )

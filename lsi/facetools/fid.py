@@ -63,7 +63,8 @@ def validate_inception_weights(path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
-        raise WeightsFormatError(f"{path} is not a plain tensor state dict loadable with weights_only=True: {err}") from err
+        raise WeightsFormatError(
+            f"{path} is not a plain tensor state dict loadable with weights_only=True: {err}") from err
     if not isinstance(state, dict):
         raise WeightsFormatError(f"{path} holds a {type(state).__name__}, expected an InceptionV3 state dict")
     for key, shape in _REQUIRED_KEYS.items():
@@ -118,7 +119,8 @@ class InceptionFeatures(nn.Module):
             net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                      feature_extractor_weights_path=str(path), antialias=antialias)
         except ModuleNotFoundError as err:
-            raise FaceToolUnavailableError("Inception FID features need torch-fidelity: pip install torch-fidelity") from err
+            raise FaceToolUnavailableError(
+                "Inception FID features need torch-fidelity: pip install torch-fidelity") from err
         self.net = net
 
     @torch.no_grad()

@@ -195,7 +195,8 @@ class _FarlBase:
             return img, None
         r = faces["rects"]
         k = int(((r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])).argmax())
-        one = {key: v[k:k + 1] for key, v in faces.items() if isinstance(v, torch.Tensor) and v.shape[:1] == r.shape[:1]}
+        one = {key: v[k:k + 1] for key, v in faces.items()
+               if isinstance(v, torch.Tensor) and v.shape[:1] == r.shape[:1]}
         one["image_ids"] = torch.zeros(1, dtype=torch.long, device=self.device)
         return img, one
 

@@ -1,0 +1,205 @@
+"""Measured single-pixel data: a LightningDataModule over a capture store written by ``lsi-capture``.
+
+Items (dicts):
+
+* ``readings`` ``[d]`` float32 (``[2d]`` with ``combine="stacked"``), corrected per ``correction``:
+  ``none`` raw detector units; ``dark`` minus the dark level; ``normalize`` ``(y - D) / (W - D)`` with the
+  capture's median references; ``drift`` the same with ``D(t)``, ``W(t)`` interpolated in time between the
+  references bracketing the scene (normalised units of the optical encoder: white scene, all-on mask = 1);
+* ``image`` ``[3, R, R]`` float [0, 1]: the displayed scene, re-rendered from the embedded dataset index or
+  loaded from the source image path;
+* labels when known (embedded scenes): ``attributes``, ``landmarks``, ``segmentation``, ``identity`` and
+  the ``has_*`` flags; otherwise ``has_attributes`` / ``has_landmarks`` / ``has_segmentation`` are False;
+* ``scene_id`` int and ``key`` str.
+
+Splits are deterministic: a scene goes to train/val/test by ``sha256(salt:key)`` mapped to [0, 1) and the
+cumulative ``fractions``, so adding scenes never moves existing ones between splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from hardware.calibration import CORRECTION_MODES, correct, interpolate_references
+from hardware.capture import load_image_file
+from hardware.store import CaptureStore
+from lightning.pytorch import LightningDataModule
+
+__all__ = ["MeasuredDataset", "MeasuredDataModule", "split_of", "COMBINE_MODES"]
+
+COMBINE_MODES = ("positive", "differential", "stacked")
+_SPLITS = ("train", "val", "test")
+_LABEL_KEYS = ("attributes", "landmarks", "segmentation", "identity", "has_attributes", "has_landmarks",
+               "has_segmentation")
+
+
+def split_of(key: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), salt: str = "lsi") -> str:
+    """Deterministic split of a scene key: ``train``, ``val`` or ``test``."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    u = int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:16], 16) / 2.0**64
+    edges = np.cumsum(fractions)
+    for name, edge in zip(_SPLITS, edges):
+        if u < edge:
+            return name
+    return _SPLITS[-1]
+
+
+class MeasuredDataset(Dataset):
+    """Records of one capture store (all scenes, or ``scene_ids``)."""
+
+    def __init__(self, store: str | Path, scene_ids: list[int] | None = None, correction: str = "drift",
+                 combine: str = "positive", image_root: str | Path | None = None, resolution: int = 256,
+                 with_labels: bool = True) -> None:
+        if correction not in CORRECTION_MODES:
+            raise ValueError(f"correction must be one of {CORRECTION_MODES}, got {correction!r}")
+        if combine not in COMBINE_MODES:
+            raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
+        self.store = CaptureStore.open(store)
+        man = self.store.manifest
+        if combine != "positive" and not man.complementary:
+            raise ValueError(f"combine={combine!r} needs a capture with complementary patterns; {store} has none")
+        self.kind = man.scenes.kind
+        self.spec = man.scenes.spec
+        self.image_root = Path(image_root) if image_root is not None else None
+        self.resolution, self.with_labels = resolution, with_labels
+        everything = {rec.scene_id: rec for rec in self.store.records()}
+        ids = sorted(everything) if scene_ids is None else list(scene_ids)
+        missing = [i for i in ids if i not in everything]
+        if missing:
+            raise KeyError(f"scene ids {missing[:5]} have no record in {store}")
+        records = [everything[i] for i in ids]
+        refs = [r for rec in everything.values() for r in rec.references] if correction != "none" else []
+        self.records = records
+        self.readings = torch.from_numpy(np.stack([self._correct(rec, refs, correction, combine) for rec in records])
+                                         if records else np.zeros((0, man.masks.count))).float()
+        self._dataset: Any = None
+
+    @staticmethod
+    def _levels(rec: Any, refs: list, correction: str) -> tuple[float, float]:
+        if correction == "none":
+            return 0.0, 1.0
+        if correction == "drift":
+            dark, white = interpolate_references(refs, rec.timestamps.get("acquire_start", 0.0))
+            return float(dark), float(white)
+        if not refs:
+            raise ValueError("no references in this capture: set calibration.every >= 1, or use correction 'none'")
+        return float(np.median([r.dark for r in refs])), float(np.median([r.white for r in refs]))
+
+    def _correct(self, rec: Any, refs: list, correction: str, combine: str) -> np.ndarray:
+        dark, white = self._levels(rec, refs, correction)
+        pos = correct(rec.readings, dark, white, correction)
+        if combine == "positive":
+            return pos
+        neg = correct(rec.readings_inv, dark, white, correction)
+        if combine == "stacked":
+            return np.concatenate([pos, neg])
+        return pos - neg
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _embedded(self) -> Any:
+        if self._dataset is None:
+            from datamodules.synthetic import SyntheticFaces
+
+            s = self.spec
+            self._dataset = SyntheticFaces(s["split"], s["num_identities"], s["images_per_identity"],
+                                           resolution=s["resolution"], seed=s["seed"])
+        return self._dataset
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        rec = self.records[i]
+        item: dict[str, Any] = {"readings": self.readings[i], "scene_id": rec.scene_id, "key": rec.key}
+        if self.kind == "embedded":
+            src = self._embedded()[int(rec.source["index"])]
+            image = torch.as_tensor(src["image"]).float()
+            if self.with_labels:
+                item.update({k: src[k] for k in _LABEL_KEYS if k in src})
+                for k in ("attributes", "landmarks", "segmentation"):
+                    if k in src:
+                        item.setdefault(f"has_{k}", True)
+        else:
+            root = self.image_root or Path(self.spec["root"])
+            path = root / rec.source["path"]
+            if not path.is_file():
+                raise FileNotFoundError(f"source image {path} of scene {rec.scene_id} not found; pass image_root= "
+                                        "pointing at the folder the capture was made from")
+            image = torch.from_numpy(load_image_file(path, self.resolution))
+            item.update(has_attributes=False, has_landmarks=False, has_segmentation=False)
+        if image.shape[-1] != self.resolution:
+            image = torch.nn.functional.interpolate(image[None], size=(self.resolution, self.resolution),
+                                                    mode="bilinear", align_corners=False, antialias=True)[0]
+        item["image"] = image
+        return item
+
+
+class MeasuredDataModule(LightningDataModule):
+    """Train/val/test loaders over a capture store (see module docstring).
+
+    Args:
+        store: capture directory.
+        batch_size, num_workers: DataLoader settings.
+        correction: none | dark | normalize | drift.
+        combine: positive | differential | stacked (the last two need complementary captures).
+        fractions: train/val/test fractions of the deterministic split.
+        split_salt: changes the split assignment.
+        image_root: folder of the source images if it moved since the capture.
+        resolution: image side.
+        with_labels: include embedded-world labels.
+    """
+
+    def __init__(self, store: str, batch_size: int = 16, num_workers: int = 0, correction: str = "drift",
+                 combine: str = "positive", fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                 split_salt: str = "lsi", image_root: str | None = None, resolution: int = 256,
+                 with_labels: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        split_of("probe", tuple(fractions), split_salt)  # validates fractions early
+        self.datasets: dict[str, MeasuredDataset] = {}
+
+    def split_ids(self) -> dict[str, list[int]]:
+        """Scene ids per split."""
+        h = self.hparams
+        store = CaptureStore.open(h.store)
+        out: dict[str, list[int]] = {s: [] for s in _SPLITS}
+        for sid in store.scene_ids():
+            out[split_of(store.read(sid).key, tuple(h.fractions), h.split_salt)].append(sid)
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        h = self.hparams
+        for split, ids in self.split_ids().items():
+            self.datasets[split] = MeasuredDataset(h.store, ids, h.correction, h.combine, h.image_root, h.resolution,
+                                                   h.with_labels)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        if not self.datasets:
+            raise RuntimeError("call setup() before requesting a dataloader")
+        ds = self.datasets[split]
+        if len(ds) == 0:
+            raise ValueError(f"the {split} split of {self.hparams.store} is empty ({len(ds)} scenes); capture more "
+                             "scenes or change fractions")
+        h = self.hparams
+        return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
+                          persistent_workers=h.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
