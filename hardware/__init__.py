@@ -1,0 +1,21 @@
+"""The LSI single-pixel rig: DLP4500 DMD (DLPC350), photodiode + DAQ, scene display, simulator and capture.
+
+Submodules (import what you need; none is imported here so ``import hardware`` stays light):
+
+* :mod:`hardware.protocols` - ``DMD``, ``Detector``, ``SceneDisplay``, ``FramePresenter`` and exceptions
+* :mod:`hardware.bitplanes` - 1-bit masks <-> 24-bit RGB video frames (G0..G7, R0..R7, B0..B7)
+* :mod:`hardware.dlpc350` - real DMD over USB HID (pycrafter4500)
+* :mod:`hardware.daq_nidaqmx`, :mod:`hardware.serial_adc` - real detectors
+* :mod:`hardware.display` - fullscreen scene / DMD outputs and an offscreen renderer
+* :mod:`hardware.sim`, :mod:`hardware.mock` - simulated rig, recording mocks, fault injection
+* :mod:`hardware.calibration`, :mod:`hardware.timing` - references, drift, saturation; timing model
+* :mod:`hardware.rig` - configuration (``configs/hardware/rig.yaml``, display profiles)
+* :mod:`hardware.store`, :mod:`hardware.capture`, :mod:`hardware.capture_cli` - capture store, loop, CLI
+
+See docs/hardware.md.
+"""
+
+__all__ = [
+    "bitplanes", "calibration", "capture", "capture_cli", "daq_nidaqmx", "display", "dlpc350", "mock",
+    "protocols", "rig", "serial_adc", "sim", "store", "timing",
+]

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from hardware.bitplanes import PLANES_PER_FRAME, pack_masks, pack_planes
+from hardware.bitplanes import PLANES_PER_FRAME, pack_masks, pack_planes, validate_binary_masks
 from hardware.calibration import (
     ReadingError,
     Reference,
@@ -48,6 +48,7 @@ __all__ = [
     "CaptureSummary",
     "CaptureSession",
     "timing_for",
+    "measure_latency",
     "IMAGE_EXTENSIONS",
 ]
 
@@ -176,9 +177,12 @@ class CaptureSession:
         self.rig, self.dmd, self.detector, self.display, self.store = rig, dmd, detector, scene_display, store
         self.sleep, self.clock = sleep, clock
         self.cal = rig.calibration
+        self.geometry = rig.dmd.geometry()
+        validate_binary_masks(masks, self.geometry, rig.dmd.expected_masks)
         self.d = masks.shape[0]
         self.order = np.asarray(order, dtype=int)
-        self.geometry = rig.dmd.geometry()
+        if sorted(self.order.tolist()) != list(range(self.d)):
+            raise ValueError(f"order must be a permutation of range({self.d}), got {self.order[:10].tolist()}...")
         self.n = self.d * (2 if self.cal.complementary else 1)
         self.frames = pack_masks(masks, self.geometry, self.order, self.cal.complementary)
         self.ref_frames = self.geometry.place(pack_planes(reference_planes(self.geometry.mask_shape,
@@ -234,28 +238,32 @@ class CaptureSession:
         return readings, inv, frac, {"show": t_show, "acquire_start": t0, "acquire_end": t1}
 
     # -- loop -------------------------------------------------------------------------------------------------
-    def _capture_one(self, scene: Scene, index: int, last: bool, summary: CaptureSummary) -> CaptureRecord:
-        every, pos = self.cal.every, self.cal.position
-        refs: list[Reference] = []
-        if every and index % every == 0 and pos in ("before", "both"):
-            refs.append(self.reference("before"))
+    def _attempt(self, fn: Callable[[], Any], scene: Scene, what: str, summary: CaptureSummary) -> tuple[Any, int]:
+        """Run ``fn`` under the error policy (bad readings and detector timeouts: stop or retry)."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                readings, inv, frac, times = self.measure(scene)
-                break
+                return fn(), attempt
             except (ReadingError, DetectorTimeoutError) as exc:
-                self.store.log_event("scene_error", scene_id=scene.scene_id, key=scene.key, attempt=attempt,
-                                     error=f"{type(exc).__name__}: {exc}")
+                self.store.log_event("scene_error", scene_id=scene.scene_id, key=scene.key, step=what,
+                                     attempt=attempt, error=f"{type(exc).__name__}: {exc}")
                 if self.cal.on_error == "retry" and attempt <= self.cal.max_retries:
                     summary.retries += 1
                     continue
-                raise CaptureAborted(f"scene {scene.scene_id} ({scene.key}) not recorded after {attempt} attempt(s): "
-                                     f"{exc}") from exc
+                raise CaptureAborted(f"scene {scene.scene_id} ({scene.key}) not recorded: {what} failed after "
+                                     f"{attempt} attempt(s): {exc}") from exc
+
+    def _capture_one(self, scene: Scene, index: int, last: bool, summary: CaptureSummary) -> CaptureRecord:
+        every, pos = self.cal.every, self.cal.position
+        refs: list[Reference] = []
+        if every and index % every == 0 and pos in ("before", "both"):
+            refs.append(self._attempt(lambda: self.reference("before"), scene, "reference before", summary)[0])
+        (readings, inv, frac, times), attempts = self._attempt(lambda: self.measure(scene), scene, "measurement",
+                                                               summary)
         if every and (index % every == every - 1 or last) and pos in ("after", "both"):
-            refs.append(self.reference("after"))
-        return CaptureRecord(scene.scene_id, scene.key, scene.source, readings, inv, refs, times, frac, attempt)
+            refs.append(self._attempt(lambda: self.reference("after"), scene, "reference after", summary)[0])
+        return CaptureRecord(scene.scene_id, scene.key, scene.source, readings, inv, refs, times, frac, attempts)
 
     def run(self, scenes: Sequence[Scene], progress: bool = True) -> CaptureSummary:
         """Capture every scene without a record; returns a summary. The DMD is stopped on exit."""
@@ -297,3 +305,37 @@ class CaptureSession:
                 if not quiet:
                     raise
                 self.store.log_event("shutdown_error", error=f"{type(exc).__name__}: {exc}")
+
+
+def measure_latency(rig: RigConfig, dmd: DMD, detector: Detector, display: SceneDisplay, max_frames: int = 3,
+                    sleep: Callable[[float], None] = time.sleep) -> tuple[int | None, np.ndarray]:
+    """Bring-up check of frame alignment: find ``dmd.latency_frames``.
+
+    With a white field on the scene monitor, streams one frame whose bit planes alternate on/off followed by
+    ``max_frames`` all-off frames, acquires ``24 * (max_frames + 1)`` samples from the start trigger and
+    returns the index of the first 24-sample block whose even samples are all brighter than its odd ones
+    (None when there is none: check the wiring, the DMD input and the optics), plus the raw readings.
+    """
+    geometry = rig.dmd.geometry()
+    planes = np.zeros((PLANES_PER_FRAME * (1 + max_frames),) + geometry.mask_shape, dtype=np.uint8)
+    planes[0:PLANES_PER_FRAME:2] = 1
+    frames = geometry.place(pack_planes(planes))
+    display.show(np.ones((3,) + geometry.mask_shape, dtype=np.float32))
+    sleep(display.settle_s)
+    dmd.configure(rig.dmd.exposure_us, rig.dmd.frame_period_us)
+    dmd.start()
+    try:
+        n = planes.shape[0]
+        timing = TimingModel(exposure_us=rig.dmd.exposure_us, d=n, video_fps=rig.dmd.video_fps,
+                             dark_us=rig.dmd.frame_period_us - rig.dmd.exposure_us)
+        detector.arm(n, timing.patterns_per_s)
+        dmd.present(frames)
+        raw = np.asarray(detector.read(rig.calibration.watchdog_factor * timing.sequence_s
+                                       + rig.calibration.watchdog_margin_s), dtype=np.float64)
+    finally:
+        dmd.stop()
+    for k in range(max_frames + 1):
+        block = raw[k * PLANES_PER_FRAME:(k + 1) * PLANES_PER_FRAME]
+        if block.size == PLANES_PER_FRAME and block[0::2].min() > block[1::2].max():
+            return k, raw
+    return None, raw

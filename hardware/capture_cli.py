@@ -25,7 +25,7 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lsi-capture", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--masks", required=True, help="mask file (.npy with JSON sidecar, lsi.masks_io format)")
+    p.add_argument("--masks", default=None, help="mask file (.npy with JSON sidecar, lsi.masks_io format)")
     p.add_argument("--display", default=None, help="scene display profile name or YAML path (default: rig's)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--images", default=None, help="directory of images to show (sorted, recursive)")
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-realtime", action="store_true", help="simulator sleeps for settle/frame times")
     p.add_argument("--resume", action="store_true", help="continue an interrupted capture in --out")
     p.add_argument("--plan", action="store_true", help="print frame rate and total time, then exit")
+    p.add_argument("--check-sync", action="store_true",
+                   help="bring-up check: measure the frame latency between presenting and the DMD (no masks needed)")
     p.add_argument("--complementary", action=argparse.BooleanOptionalAction, default=None,
                    help="show each mask followed by its inverse (default: rig's calibration.complementary)")
     p.add_argument("--calib-every", type=int, default=None, help="take references every N scenes (0 = never)")
@@ -83,6 +85,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.sim_realtime:
         rig.sim.realtime = True
     rig.validate()
+    if args.check_sync:
+        return _check_sync(rig, args)
+    if not args.masks:
+        raise ValueError("--masks is required (a .npy mask file with its JSON sidecar)")
     geometry = rig.dmd.geometry()
     masks, meta = load_masks(args.masks, shape=geometry.mask_shape)
     if meta.bits != 1:
@@ -119,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
         detector_gain_db=rig.detector.gain_db, display_profile=dataclasses.asdict(scene_profile),
         dmd_profile=dataclasses.asdict(dmd_profile), frame_map=frame_map(meta.order, rig.calibration.complementary),
         plane_names=list(PLANE_NAMES), rig=rig_to_dict(rig), simulated=args.simulate,
-        units="normalised" if args.simulate else "V")
+        units="normalised" if args.simulate else ("V" if rig.detector.backend == "nidaqmx" else "ADC units"))
     backends = _open_backends(rig, scene_profile, dmd_profile, args.simulate)
     manifest.devices = {k: v.describe() for k, v in backends.items()}
     try:
@@ -134,6 +140,27 @@ def _run(args: argparse.Namespace) -> int:
         _close_backends(backends)
     print(f"done: {len(summary.written)} written, {summary.skipped} already present, {summary.retries} retries, "
           f"{summary.elapsed_s:.1f} s -> {out}")
+    return 0
+
+
+def _check_sync(rig: Any, args: argparse.Namespace) -> int:
+    from hardware.capture import measure_latency
+    from hardware.rig import load_display_profile
+
+    scene_profile = load_display_profile(args.display or rig.display.scene)
+    backends = _open_backends(rig, scene_profile, load_display_profile(rig.display.dmd), args.simulate)
+    try:
+        k, raw = measure_latency(rig, backends["dmd"], backends["detector"], backends["scene_display"],
+                                 sleep=(lambda s: None) if args.simulate else time.sleep)
+    finally:
+        _close_backends(backends)
+    print("readings per frame (even planes on, odd off):")
+    for i in range(0, raw.size, 24):
+        print(f"  frame {i // 24}: " + " ".join(f"{v:.4g}" for v in raw[i:i + 24]))
+    if k is None:
+        print("no alternating frame found: check TRIG_OUT wiring, the DMD's HDMI input and the optics")
+        return 1
+    print(f"alignment found: set dmd.latency_frames: {k} in the rig config (now {rig.dmd.latency_frames})")
     return 0
 
 

@@ -54,8 +54,8 @@ class NIDAQDetector:
         if gain_db not in PDA100A2_GAINS_DB:
             raise RigConfigError(f"PDA100A2 gain must be one of {list(PDA100A2_GAINS_DB)} dB, got {gain_db}")
         if config.oversample < 1 or not 0 <= config.settle_samples < config.oversample:
-            raise RigConfigError(f"oversample must be >= 1 and settle_samples in [0, oversample) (0 without oversampling), got "
-                                 f"{config.oversample}, {config.settle_samples}")
+            raise RigConfigError(f"oversample must be >= 1 and settle_samples in [0, oversample) (0 without "
+                                 f"oversampling), got {config.oversample}, {config.settle_samples}")
         if config.v_min >= config.v_max:
             raise RigConfigError(f"v_min ({config.v_min}) must be below v_max ({config.v_max})")
         self.config = config
@@ -111,7 +111,8 @@ class NIDAQDetector:
             task.start()
         except mx.errors.DaqError as exc:
             task.close()
-            raise DetectorError(f"NI-DAQmx rejected the acquisition setup on {cfg.device}/{cfg.channel}: {exc}") from exc
+            raise DetectorError(f"NI-DAQmx rejected the acquisition setup on {cfg.device}/{cfg.channel}: "
+                                f"{exc}") from exc
         self._task, self._n = task, n_patterns
 
     def read(self, timeout_s: float) -> np.ndarray:

@@ -30,7 +30,7 @@ __all__ = ["to_hwc", "scene_rect", "encode", "render_scene", "OffscreenDisplay",
 
 
 def to_hwc(image: Any) -> np.ndarray:
-    """``[3, H, W]``, ``[H, W, 3]`` or ``[H, W]`` (float in [0, 1] or uint8; numpy or torch) -> float32 ``[H, W, 3]``."""
+    """``[3, H, W]``, ``[H, W, 3]`` or ``[H, W]`` (float in [0, 1] or uint8; numpy/torch) -> float32 ``[H, W, 3]``."""
     arr = np.asarray(image.detach().cpu().numpy() if hasattr(image, "detach") else image)
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float32) / 255.0
@@ -75,6 +75,14 @@ def encode(linear: np.ndarray, gamma: float) -> np.ndarray:
     return np.round(x * 255.0).astype(np.uint8)
 
 
+def _encode_fast(linear: np.ndarray, gamma: float) -> np.ndarray:
+    """:func:`encode` through a 16-bit lookup table (large images; identical except at rare level boundaries)."""
+    if linear.size < 65536:
+        return encode(linear, gamma)
+    lut = encode(np.linspace(0.0, 1.0, 65536), gamma)
+    return lut[(np.clip(linear, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)]
+
+
 def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
     if img.shape[1] == w and img.shape[0] == h:
         return img
@@ -90,7 +98,7 @@ def render_scene(image: Any, profile: DisplayProfile) -> np.ndarray:
     x, y, w, h = scene_rect(profile, img.shape[:2])
     fb = np.empty((profile.height, profile.width, 3), dtype=np.uint8)
     fb[...] = encode(np.float32(profile.background), profile.gamma)
-    fb[y:y + h, x:x + w] = encode(_resize(img, w, h), profile.gamma)
+    fb[y:y + h, x:x + w] = _encode_fast(_resize(img, w, h), profile.gamma)
     return fb
 
 
@@ -148,6 +156,9 @@ class OffscreenDisplay:
         return {"backend": "offscreen", "profile": self.profile.name}
 
 
+_TK_ROOT: list[Any] = []  # one hidden Tk root shared by all windows of the process
+
+
 class TkDisplay(OffscreenDisplay):
     """Borderless fullscreen Tk window at ``(profile.x, profile.y)`` of size ``width x height``."""
 
@@ -158,7 +169,11 @@ class TkDisplay(OffscreenDisplay):
         except ImportError as exc:
             raise BackendUnavailableError(f"the Tk display backend needs tkinter ({exc})") from exc
         try:
-            self._root = tk.Tk()
+            if not _TK_ROOT:
+                root = tk.Tk()
+                root.withdraw()
+                _TK_ROOT.append(root)
+            self._root = tk.Toplevel(_TK_ROOT[0])
         except tk.TclError as exc:
             raise HardwareError(f"cannot open a window for display {profile.name!r} (no X/Wayland display?): {exc}") \
                 from exc

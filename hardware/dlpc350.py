@@ -34,7 +34,7 @@ from hardware.protocols import (
     HardwareError,
 )
 from hardware.rig import DMDConfig
-from hardware.timing import PLANES_PER_FRAME as _PPF, TimingError, check_exposure
+from hardware.timing import TimingError, check_exposure
 
 __all__ = ["LutEntry", "build_video_lut", "DLPC350DMD", "COMMANDS", "decode_validation", "MAX_LUT_ENTRIES"]
 
@@ -200,10 +200,10 @@ class DLPC350DMD:
             check_exposure(exposure_us, period_us)
         except TimingError as exc:
             raise DMDConfigError(str(exc)) from exc
-        if _PPF * period_us > 1e6 / cfg.video_fps + 1:
+        if PLANES_PER_FRAME * period_us > 1e6 / cfg.video_fps + 1:
             raise DMDConfigError(f"24 patterns of {period_us} us do not fit in one {cfg.video_fps:g} Hz video frame "
                                  f"({1e6 / cfg.video_fps:.0f} us); use dmd.frame_period_us <= "
-                                 f"{int(1e6 / cfg.video_fps / _PPF)}")
+                                 f"{int(1e6 / cfg.video_fps / PLANES_PER_FRAME)}")
         if cfg.trigger_mode != "vsync":
             raise DMDConfigError(f"video-port streaming needs trigger_mode: vsync, got {cfg.trigger_mode!r}")
         lut = build_video_lut(1, cfg.led_select, cfg.invert)

@@ -255,7 +255,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise RigConfigError(f"{where} must be true or false, got {value!r}")
         return value
     if tp in (int, float, str):
-        if value is None or isinstance(value, bool) or (tp is int and isinstance(value, float) and not value.is_integer()):
+        fractional = tp is int and isinstance(value, float) and not value.is_integer()
+        if value is None or isinstance(value, bool) or fractional:
             raise RigConfigError(f"{where} must be a {tp.__name__}, got {value!r}")
         try:
             return tp(value)

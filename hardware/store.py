@@ -16,7 +16,7 @@ removed when a writer opens the store.
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import json
 import os
 import time
@@ -167,11 +167,19 @@ class CaptureManifest:
         diffs = []
         if self.complementary != new.complementary:
             diffs.append(f"complementary {self.complementary} -> {new.complementary}")
-        if (self.scenes.kind, self.scenes.spec) != (new.scenes.kind, new.scenes.spec):
-            diffs.append(f"scene set {self.scenes.kind} {self.scenes.spec} -> {new.scenes.kind} {new.scenes.spec}")
+        old_spec, new_spec = _scene_identity(self.scenes), _scene_identity(new.scenes)
+        if old_spec != new_spec:
+            keys = set(old_spec[1]) | set(new_spec[1])
+            changed = sorted(k for k in keys if old_spec[1].get(k) != new_spec[1].get(k))
+            diffs.append(f"scene set {self.scenes.kind} -> {new.scenes.kind}, differing in {changed}")
         if diffs:
             raise ManifestMismatchError("cannot resume: the output directory holds a different capture ("
                                         + "; ".join(diffs) + "); use a new --out directory")
+
+
+def _scene_identity(scenes: SceneSetInfo) -> tuple[str, dict[str, Any]]:
+    """What must match to resume: kind and spec, except where the images live (folders may move)."""
+    return scenes.kind, {k: v for k, v in scenes.spec.items() if k != "root"}
 
 
 @dataclass
@@ -267,8 +275,11 @@ class CaptureStore:
                     raise StoreError(f"{str(root)!r} already holds this capture ({len(store.scene_ids())} records); "
                                      "pass --resume to continue it, or choose a new --out directory")
                 store.manifest = old
+                store.log_event("resume", devices=manifest.devices, software_version=manifest.software_version,
+                                images_root=manifest.scenes.spec.get("root"))
             else:
-                others = [p.name for p in root.iterdir() if p.name not in ("records", ".lock", "events.jsonl")]
+                others = [p.name for p in root.iterdir() if p.name not in ("records", ".lock", "events.jsonl")
+                          and not p.name.startswith(".tmp-manifest.json-")]  # a torn first manifest write
                 if others or any(store.records_dir.iterdir()):
                     raise StoreError(f"{str(root)!r} is not empty and has no manifest.json; refusing to write a "
                                      "capture into it")
@@ -359,8 +370,6 @@ class CaptureStore:
         if path.exists():
             raise DuplicateRecordError(f"scene {record.scene_id} already has a record ({path.name}); records are "
                                        "append-only")
-        import io
-
         buf = io.BytesIO()
         np.savez(buf, **record.arrays())
         self._atomic_write(path, buf.getvalue(), exclusive=True)
@@ -408,7 +417,3 @@ class CaptureStore:
             problems.append(f"stray files in records/: {stray}")
         return problems
 
-
-def manifest_field_names() -> list[str]:
-    """Top-level manifest keys (documentation helper)."""
-    return [f.name for f in dataclasses.fields(CaptureManifest)]

@@ -1,8 +1,15 @@
-"""Callbacks that turn a training run into the artefacts of ``runs/ratio<N>/``."""
+"""Callbacks that turn a training run into the artefacts of ``runs/ratio<N>/``.
+
+* :class:`FinalCheckpoint` — a checkpoint with a fixed name at the end of ``fit``.
+* :class:`TestMetricsWriter` — ``metrics.json`` section ``"test"`` after ``lsi test`` (other sections kept).
+* :class:`RunArtifacts` — ``lsi.ckpt``, masks, mask figure and ``metrics.json`` after ``fit``; also writes the
+  test section after ``lsi test``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -20,16 +27,96 @@ class FinalCheckpoint(L.Callback):
         trainer.save_checkpoint(Path(trainer.default_root_dir) / self.checkpoint_name)  # collective call
 
 
-class RunArtifacts(FinalCheckpoint):
+def _finite_or_none(obj):
+    """NaN/inf -> None (strict JSON has no NaN), recursively through dicts and lists."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def merge_json(path: str | Path, updates: dict) -> dict:
+    """Update the top-level keys of the JSON object in ``path`` with ``updates`` (other keys kept); returns it.
+
+    Non-finite numbers are written as ``null``; the file is replaced atomically."""
+    path = Path(path)
+    data: dict = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON ({err}); fix or delete it so metrics can be merged "
+                             "into it") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} holds a JSON {type(data).__name__}, expected an object; delete it")
+    data.update(_finite_or_none(updates))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
+    tmp.replace(path)
+    return data
+
+
+def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """The single-number entries of ``trainer.callback_metrics`` whose name starts with ``prefix``."""
+    return {k: float(v) for k, v in sorted(metrics.items())
+            if k.startswith(prefix) and isinstance(v, torch.Tensor) and v.numel() == 1}
+
+
+class TestMetricsWriter(L.Callback):
+    """After ``lsi test``, write section ``section`` of ``<default_root_dir>/<filename>``.
+
+    The section holds every logged ``test/*`` scalar, the checkpoint tested, the module class, the LSI encoder
+    fingerprint (heads), the wall time and ``notes`` (why optional metrics are missing), gathered from the
+    module's and the callbacks' ``test_notes``. Other top-level keys of the file (e.g. the ``fit`` report
+    of :class:`RunArtifacts`) are kept.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, filename: str = "metrics.json", section: str = "test") -> None:
+        self.filename, self.section = filename, section
+        self._t_test = 0.0
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t_test = time.time()
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        notes: dict[str, str] = dict(getattr(pl_module, "test_notes", {}) or {})
+        for cb in trainer.callbacks:
+            notes.update(getattr(cb, "test_notes", {}) or {})
+        report = {
+            "metrics": scalar_metrics(trainer.callback_metrics, "test/"),
+            "checkpoint": str(trainer.ckpt_path) if trainer.ckpt_path else None,
+            "model": f"{type(pl_module).__module__}.{type(pl_module).__qualname__}",
+            "test_seconds": round(time.time() - self._t_test, 1),
+            "notes": notes,
+        }
+        for attr in ("lsi_checkpoint", "fingerprint"):
+            if isinstance(getattr(pl_module, attr, None), str):
+                report[attr] = getattr(pl_module, attr)
+        if hasattr(pl_module, "optical"):
+            report["ratio"] = pl_module.optical.ratio
+        merge_json(Path(trainer.default_root_dir) / self.filename, {self.section: report})
+
+
+class RunArtifacts(FinalCheckpoint, TestMetricsWriter):
     """At the end of ``fit`` write, into ``trainer.default_root_dir``:
 
     ``lsi.ckpt`` (masks, D_theta, w_avg, config), ``masks.npy`` + ``masks.json``, ``masks.png`` (grid like the
     paper's Fig. 3) and ``metrics.json`` (last validation metrics, steps, wall time). The reconstruction grid
-    ``reconstructions.png`` is written by the module at every validation.
+    ``reconstructions.png`` is written by the module at every validation. After ``lsi test`` it adds the
+    ``"test"`` section of ``metrics.json`` (:class:`TestMetricsWriter`).
     """
 
     def __init__(self, checkpoint_name: str = "lsi.ckpt", max_masks_in_figure: int = 64) -> None:
-        super().__init__(checkpoint_name)
+        FinalCheckpoint.__init__(self, checkpoint_name)
+        TestMetricsWriter.__init__(self)
         self.max_masks_in_figure = max_masks_in_figure
         self._t0 = 0.0
 
@@ -47,11 +134,11 @@ class RunArtifacts(FinalCheckpoint):
         meta = optical.export_masks(out / "masks.npy", source=f"lsi fit, {trainer.global_step} steps")
         save_mask_grid(optical.mask_codes(), out / "masks.png", max_masks=self.max_masks_in_figure,
                        title=f"learned masks, ratio 1:{optical.ratio} ({optical.d} masks, {optical.bits} bit)")
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if isinstance(v, torch.Tensor) and v.numel() == 1}
+        metrics = scalar_metrics(trainer.callback_metrics)
         report = {
             "ratio": optical.ratio, "measurements": optical.num_readings, "bits": optical.bits,
             "steps": trainer.global_step, "train_seconds": round(time.time() - self._t0, 1),
             "masks_sha256": meta.sha256, "metrics": metrics,
         }
+        # a new training makes any earlier "test" section stale: start the file afresh
         (out / "metrics.json").write_text(json.dumps(report, indent=2, sort_keys=True))

@@ -13,7 +13,10 @@ checkpoint it was trained on and refuses to load onto another encoder.
 
 from __future__ import annotations
 
+import contextvars
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -25,21 +28,47 @@ from lsi.metrics import NME, AttributeAccuracy, SegmentationF1
 
 EMBEDDED_SEG_LAYERS = ("L2_8_256", "L3_16_128", "L4_16_128", "L6_32_64", "L7_64_32", "L8_64_32")
 EMBEDDED_LANDMARK_LAYER = "L2_8_256"
+TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights")
 PAPER_SEG_LAYERS = ("L3_36_1024", "L9_52_1024", "L11_84_1024", "L13_148_919", "L15_276_256", "L16_256_256")
 
 
-@lru_cache(maxsize=2)
 def load_lsi(path: str):
-    """The frozen LSI encoder (O + D_theta) of a checkpoint, loaded with ``weights_only=True``."""
+    """The frozen LSI encoder (O + D_theta) of a checkpoint, loaded with ``weights_only=True``.
+
+    Cached per (path, modification time), so a checkpoint rewritten in place is reloaded.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"LSI checkpoint {path!r} not found; train one with `make train RATIO=N` "
+                                "and pass its lsi.ckpt as model.init_args.lsi_checkpoint")
+    return _load_lsi(str(p.resolve()), p.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=2)
+def _load_lsi(path: str, mtime_ns: int):
     from lsi.module import LatentImagingModule
 
-    try:
-        module = LatentImagingModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"LSI checkpoint {path!r} not found; train one with `make train RATIO=N` "
-                                "and pass its lsi.ckpt as model.init_args.lsi_checkpoint") from err
+    # Heads are built inside LightningCLI's instantiation context, whose "given hyperparameters" would leak
+    # into the nested LatentImagingModule.save_hyperparameters(); load it in a fresh context instead.
+    module = contextvars.Context().run(
+        LatentImagingModule.load_from_checkpoint, path, map_location="cpu", weights_only=True)
     module.eval().requires_grad_(False)
     return module
+
+
+def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides: Any) -> "AllHeads":
+    """A trained head checkpoint (any :class:`AllHeads` subclass) on its LSI encoder, in eval mode.
+
+    ``lsi_checkpoint`` defaults to the encoder path recorded when the head was trained; loading onto an encoder
+    with another fingerprint raises ``ValueError``. ``overrides`` are further init arguments (e.g. test options).
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    lsi_checkpoint = lsi_checkpoint or ckpt.get("lsi_checkpoint")
+    if not lsi_checkpoint:
+        raise ValueError(f"{path} records no LSI checkpoint; pass lsi_checkpoint= the lsi.ckpt its head was trained on")
+    heads = AllHeads.load_from_checkpoint(path, map_location="cpu", weights_only=True,
+                                          lsi_checkpoint=str(lsi_checkpoint), **overrides)
+    return heads.eval()
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
@@ -77,6 +106,7 @@ class _LatentHead(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["lsi_fingerprint"] = self.fingerprint
+        checkpoint["lsi_checkpoint"] = str(self.lsi_checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("lsi_fingerprint")
@@ -100,7 +130,10 @@ class _LatentHead(L.LightningModule):
         return total
 
     def _eval(self, batch: dict, stage: str) -> None:
-        out = self.predict_heads(self.latent(batch))
+        latent = self.latent(batch)
+        out = self.predict_heads(latent)
+        if stage == "test":
+            self.update_reconstruction(batch, latent)
         losses = self.losses(out, batch)
         self.log_dict({f"{stage}/{k}_loss": v for k, v in losses.items()}, batch_size=len(batch["image"]),
                       sync_dist=True)
@@ -111,6 +144,9 @@ class _LatentHead(L.LightningModule):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._eval(batch, "test")
+
+    def update_reconstruction(self, batch: dict, latent: torch.Tensor) -> None:
+        """Hook: accumulate reconstruction metrics during ``lsi test`` (no-op here)."""
 
 
 class AttributeProjector(nn.Module):
@@ -165,14 +201,27 @@ class LandmarkProjector(nn.Module):
 
 
 class AllHeads(_LatentHead):
-    """P_A, P_S and P_L on one frozen encoder; ``heads`` picks any subset (one at a time or all together)."""
+    """P_A, P_S and P_L on one frozen encoder; ``heads`` picks any subset (one at a time or all together).
+
+    ``lsi test`` also measures the encoder's reconstructions (``test/reconstruction/*``, see
+    :mod:`lsi.evaluation`) unless ``evaluate_reconstruction`` is false; ``eval_dlib`` / ``vggface_weights``
+    add the Dlib / VGG-Face identity match rates.
+    """
 
     def __init__(self, lsi_checkpoint: str, heads: tuple[str, ...] = ("attributes", "segmentation", "landmarks"),
                  num_attributes: int | None = None, num_classes: int = 19,
                  seg_layers: tuple[str, ...] = EMBEDDED_SEG_LAYERS, landmark_layer: str = EMBEDDED_LANDMARK_LAYER,
-                 focal_gamma: float = 2.0, lr: float = 1e-3) -> None:
+                 focal_gamma: float = 2.0, lr: float = 1e-3, evaluate_reconstruction: bool = True,
+                 fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
         super().__init__(lsi_checkpoint, lr)
-        self.save_hyperparameters()
+        # The encoder path and the test-time options stay out of the checkpoint's hyper-parameters: LightningCLI
+        # replaces the model's config with those when --ckpt_path is given, and these must remain settable
+        # then (`lsi test --model.init_args.lsi_checkpoint X` is how a head meets another encoder and fails).
+        self.save_hyperparameters(ignore=["lsi_checkpoint", *TEST_OPTIONS])
+        self.evaluate_reconstruction, self.fid, self.eval_dlib = evaluate_reconstruction, fid, eval_dlib
+        self.vggface_weights = vggface_weights
+        self.test_notes: dict[str, str] = {}
+        self._recon: Any = None
         unknown = set(heads) - {"attributes", "segmentation", "landmarks"}
         if unknown or not heads:
             raise ValueError(f"heads must be a non-empty subset of attributes, segmentation, landmarks; got {heads}")
@@ -224,6 +273,25 @@ class AllHeads(_LatentHead):
             losses["lmk"] = F.mse_loss(out["landmarks"], batch["landmarks"])
         return losses
 
+    def on_test_epoch_start(self) -> None:
+        recon = None
+        if self.evaluate_reconstruction:
+            from lsi.evaluation import ReconstructionMetrics
+
+            recon = ReconstructionMetrics(self.fid, self.eval_dlib, self.vggface_weights).to(self.device)
+        object.__setattr__(self, "_recon", recon)  # not a child module: stays out of checkpoints
+
+    def update_reconstruction(self, batch: dict, latent: torch.Tensor) -> None:
+        if self._recon is not None:
+            self._recon.update(self.lsi, batch, latent)
+
+    def on_test_epoch_end(self) -> None:
+        if self._recon is not None:
+            from lsi.evaluation import log_reconstruction
+
+            log_reconstruction(self, self._recon)
+            self.test_notes = self._recon.notes()
+
     def update_metrics(self, out: dict[str, torch.Tensor], batch: dict, stage: str) -> None:
         bs = len(batch["image"])
         if "attributes" in out:
@@ -245,8 +313,12 @@ class AllHeads(_LatentHead):
 class AttributeHead(AllHeads):
     """P_A alone."""
 
-    def __init__(self, lsi_checkpoint: str, num_attributes: int | None = None, lr: float = 1e-3) -> None:
-        super().__init__(lsi_checkpoint, heads=("attributes",), num_attributes=num_attributes, lr=lr)
+    def __init__(self, lsi_checkpoint: str, num_attributes: int | None = None, lr: float = 1e-3,
+                 evaluate_reconstruction: bool = True, fid: bool = True, eval_dlib: bool = False,
+                 vggface_weights: str | None = None) -> None:
+        super().__init__(lsi_checkpoint, heads=("attributes",), num_attributes=num_attributes, lr=lr,
+                         evaluate_reconstruction=evaluate_reconstruction, fid=fid, eval_dlib=eval_dlib,
+                         vggface_weights=vggface_weights)
 
 
 class SegmentationHead(AllHeads):
@@ -254,13 +326,19 @@ class SegmentationHead(AllHeads):
 
     def __init__(self, lsi_checkpoint: str, num_classes: int = 19,
                  seg_layers: tuple[str, ...] = EMBEDDED_SEG_LAYERS, focal_gamma: float = 2.0,
-                 lr: float = 1e-3) -> None:
+                 lr: float = 1e-3, evaluate_reconstruction: bool = True, fid: bool = True,
+                 eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
         super().__init__(lsi_checkpoint, heads=("segmentation",), num_classes=num_classes, seg_layers=seg_layers,
-                         focal_gamma=focal_gamma, lr=lr)
+                         focal_gamma=focal_gamma, lr=lr, evaluate_reconstruction=evaluate_reconstruction, fid=fid,
+                         eval_dlib=eval_dlib, vggface_weights=vggface_weights)
 
 
 class LandmarkHead(AllHeads):
     """P_L alone."""
 
-    def __init__(self, lsi_checkpoint: str, landmark_layer: str = EMBEDDED_LANDMARK_LAYER, lr: float = 1e-3) -> None:
-        super().__init__(lsi_checkpoint, heads=("landmarks",), landmark_layer=landmark_layer, lr=lr)
+    def __init__(self, lsi_checkpoint: str, landmark_layer: str = EMBEDDED_LANDMARK_LAYER, lr: float = 1e-3,
+                 evaluate_reconstruction: bool = True, fid: bool = True, eval_dlib: bool = False,
+                 vggface_weights: str | None = None) -> None:
+        super().__init__(lsi_checkpoint, heads=("landmarks",), landmark_layer=landmark_layer, lr=lr,
+                         evaluate_reconstruction=evaluate_reconstruction, fid=fid, eval_dlib=eval_dlib,
+                         vggface_weights=vggface_weights)

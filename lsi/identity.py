@@ -19,7 +19,7 @@ from lsi.inversion import ResBlock
 @dataclass
 class IdentityConfig:
     emb_dim: int = 128
-    width: int = 32
+    width: int = 16
     work_resolution: int = 64
 
     def to_dict(self) -> dict:

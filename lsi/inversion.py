@@ -21,7 +21,7 @@ from lsi.generator.embedded import EqualLinear
 class EncoderConfig:
     num_ws: int = 10
     w_dim: int = 128
-    width: int = 24           # channels of the stem; stages use 2x, 4x, 8x
+    width: int = 16           # channels of the stem; stages use 2x, 4x, 8x
     fpn_dim: int = 64         # channels of the merged pyramid maps read by the style heads
     work_resolution: int = 64  # inputs are area-resized to this size first
     coarse_end: int = 3       # W+ levels [0, coarse_end) read the 8 px map

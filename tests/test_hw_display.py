@@ -31,7 +31,8 @@ def test_to_hwc_accepts_common_layouts():
     chw = np.random.default_rng(0).random((3, 8, 6)).astype(np.float32)
     np.testing.assert_array_equal(to_hwc(chw), chw.transpose(1, 2, 0))
     np.testing.assert_array_equal(to_hwc(torch.from_numpy(chw)), chw.transpose(1, 2, 0))
-    assert to_hwc(np.full((4, 4), 255, np.uint8)).shape == (4, 4, 3) and to_hwc(np.full((4, 4), 255, np.uint8)).max() == 1
+    gray = to_hwc(np.full((4, 4), 255, np.uint8))
+    assert gray.shape == (4, 4, 3) and gray.max() == 1
     with pytest.raises(ValueError, match="NaN"):
         to_hwc(np.full((3, 4, 4), np.nan))
     with pytest.raises(ValueError, match="shape"):

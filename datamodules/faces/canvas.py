@@ -1,14 +1,16 @@
-"""Batched painter's canvas: planar RGB + class map, painted layer by layer inside per-layer crops.
+"""Batched painter's canvas: flat colour + shading + class map, painted layer by layer inside crops.
 
 Frames are batched affine maps ``F [B,3,3]`` from a shape's local coordinates to normalised image
-coordinates (pixel ``(i, j)`` has centre ``((j + 0.5)/S, (i + 0.5)/S)``). A :class:`Crop` covers the pixels a
-layer can touch: either one box shared by the whole batch (a view into the canvas, no copies) or one box per
-item (gathered and scattered back) when the items' boxes are far apart relative to their size.
+coordinates (pixel ``(i, j)`` has centre ``((j + 0.5)/S, (i + 0.5)/S)``). A :class:`Crop` holds the pixels a
+layer can touch for a set of items, in one of three ways chosen by cost:
+
+* ``view``: one box shared by the whole batch, a view into the canvas (no copies);
+* ``sliced``: one box shared by a subset of items, copied out and back by batch indexing;
+* ``gather``: one small box per item, gathered and scattered back by flat indices;
+* ``loop``: one large box per item, copied out and back with plain slices (one Python step per item).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -32,82 +34,126 @@ def rotate_scale(angle: Tensor, sx: Tensor | float = 1.0, sy: Tensor | float = 1
     return affine(co * sx, -si * sy, si * sx, co * sy, z, z)
 
 
+def invert(frame: Tensor) -> Tensor:
+    """Inverse of affine frames ``[B,3,3]`` (last row 0 0 1), in closed form."""
+    a, b, tx = frame[:, 0, 0], frame[:, 0, 1], frame[:, 0, 2]
+    c, d, ty = frame[:, 1, 0], frame[:, 1, 1], frame[:, 1, 2]
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return affine(ia, ib, ic, id_, -(ia * tx + ib * ty), -(ic * tx + id_ * ty))
+
+
 def apply(frame: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     """Map local points ``x, y [B,N]`` through ``frame [B,3,3]``."""
     return (frame[:, 0, 0:1] * x + frame[:, 0, 1:2] * y + frame[:, 0, 2:3],
             frame[:, 1, 0:1] * x + frame[:, 1, 1:2] * y + frame[:, 1, 2:3])
 
 
+_ONE = torch.tensor(1.0)
+# rough CPU costs (ns) used to pick a crop mode: per pixel of layer arithmetic, extra per pixel for batch
+# indexing / flat gathers, and per item for the Python loop of the ``loop`` mode
+COST_PIXEL, COST_SLICED, COST_GATHER, COST_LOOP_ITEM = 20.0, 2.0, 20.0, 20000.0
+
+
 class Canvas:
-    """RGB image ``[B,3,S,S]`` and class map ``[B,S,S]`` (uint8) painted in painter's order."""
+    """Flat-colour image ``[B,3,S,S]``, shading map ``[B,S,S]`` and class map ``[B,S,S]`` (float-coded ints).
 
-    def __init__(self, batch: int, size: int):
+    Layers composite a flat colour into ``image`` and their shading factor into ``shade`` with the same
+    weights; the final picture is ``image * shade``. The class map stays float so that updating it is plain
+    arithmetic (comparisons and masked writes are several times slower on CPU).
+    """
+
+    def __init__(self, batch: int, size: int, image: Tensor | None = None):
         self.batch, self.size = batch, size
-        self.image = torch.zeros(batch, 3, size, size)
-        self.seg = torch.zeros(batch, size, size, dtype=torch.uint8)
-        self._cols = torch.arange(size, dtype=torch.float32)
+        self.image = torch.empty(batch, 3, size, size) if image is None else image
+        self.shade = torch.ones(batch, size, size)
+        self.seg = torch.zeros(batch, size, size)
 
-    def crop(self, frame: Tensor, box: tuple[float, float, float, float] | Tensor, mode: str = "auto") -> Crop:
-        """Crop covering the local box ``(x0, x1, y0, y1)`` (floats or ``[B,4]``) of ``frame`` for every item."""
-        return Crop(self, frame, box, mode)
+    def finish(self, gain: Tensor, seg_out: Tensor) -> None:
+        """``image <- clamp(colour * shade * gain [B,3,1,1], 0, 1)`` in place; class map written to ``seg_out``."""
+        self.image.mul_(self.shade[:, None]).mul_(gain).clamp_(0.0, 1.0)
+        seg_out.copy_(self.seg)
 
-    def full(self, frame: Tensor) -> Crop:
-        return Crop(self, frame, None, "full")
+    def crop(self, frame: Tensor, box: Tensor, items: Tensor | None = None, mode: str = "auto") -> Crop:
+        """Crop covering the local box ``[n,4] = (x0, x1, y0, y1)`` of ``frame [n,3,3]`` for ``items``
+        (indices into the batch; ``None``: all items, ``n = B``)."""
+        return Crop(self, frame, box, items, mode)
 
 
 class Crop:
-    """Pixels a layer may touch, with local coordinates ``x, y [B,h,w]`` of ``frame`` at the pixel centres."""
+    """Pixels a layer may touch, with local coordinates ``x, y [n,h,w]`` of ``frame`` at the pixel centres.
 
-    def __init__(self, canvas: Canvas, frame: Tensor, box, mode: str):
+    ``rgb [n,3,h,w]``, ``shade [n,h,w]`` and ``seg [n,h,w]`` are views or copies of the canvas;
+    :meth:`commit` writes copies back.
+    """
+
+    def __init__(self, canvas: Canvas, frame: Tensor, box: Tensor, items: Tensor | None, mode: str):
         B, S = canvas.batch, canvas.size
-        self.canvas, self.frame = canvas, frame
-        if mode == "full":
-            x0 = y0 = torch.zeros(B, dtype=torch.long)
-            h = w = S
-            self.gather = False
-        else:
-            if not isinstance(box, Tensor):
-                box = torch.tensor(box, dtype=torch.float32).expand(B, 4)
-            cx = torch.stack([box[:, 0], box[:, 1], box[:, 1], box[:, 0]], 1)
-            cy = torch.stack([box[:, 2], box[:, 2], box[:, 3], box[:, 3]], 1)
-            ix, iy = apply(frame, cx, cy)
-            px0 = (ix.amin(1) * S - 1).floor().clamp(0, S).long()
-            px1 = (ix.amax(1) * S + 1).ceil().clamp(0, S).long()
-            py0 = (iy.amin(1) * S - 1).floor().clamp(0, S).long()
-            py1 = (iy.amax(1) * S + 1).ceil().clamp(0, S).long()
-            w_item = int((px1 - px0).max().clamp(min=1))
-            h_item = int((py1 - py0).max().clamp(min=1))
-            ux0, ux1, uy0, uy1 = int(px0.min()), int(px1.max()), int(py0.min()), int(py1.max())
-            union = max(ux1 - ux0, 1) * max(uy1 - uy0, 1)
-            self.gather = mode == "gather" or (mode == "auto" and B > 1 and union > 1.6 * w_item * h_item
-                                                 and w_item * h_item < 0.12 * S * S)
-            if self.gather:
-                w, h = w_item, h_item
-                x0 = torch.minimum(px0, torch.full_like(px0, S - w))
-                y0 = torch.minimum(py0, torch.full_like(py0, S - h))
+        n = B if items is None else int(items.numel())
+        if frame.shape[0] != n or box.shape[0] != n:
+            raise ValueError(f"crop frame/box must have one row per item ({n}), got {frame.shape[0]} and "
+                             f"{box.shape[0]}")
+        self.canvas, self.frame, self.n = canvas, frame, n
+        self.items = torch.arange(B) if items is None else items
+        cx = torch.stack([box[:, 0], box[:, 1], box[:, 1], box[:, 0]], 1)
+        cy = torch.stack([box[:, 2], box[:, 2], box[:, 3], box[:, 3]], 1)
+        ix, iy = apply(frame, cx, cy)
+        px0 = (ix.amin(1) * S - 1).floor().clamp(0, S).long()
+        px1 = (ix.amax(1) * S + 1).ceil().clamp(0, S).long()
+        py0 = (iy.amin(1) * S - 1).floor().clamp(0, S).long()
+        py1 = (iy.amax(1) * S + 1).ceil().clamp(0, S).long()
+        w = int((px1 - px0).max().clamp(min=1))
+        h = int((py1 - py0).max().clamp(min=1))
+        if mode == "auto":
+            union = max(int(px1.max() - px0.min()), 1) * max(int(py1.max() - py0.min()), 1)
+            costs = {"gather": n * w * h * (COST_PIXEL + COST_GATHER),
+                     "loop": n * (w * h * (COST_PIXEL + COST_SLICED) + COST_LOOP_ITEM)}
+            if items is None:
+                costs["view"] = n * union * COST_PIXEL
             else:
-                w, h = max(ux1 - ux0, 1), max(uy1 - uy0, 1)
-                x0 = torch.full((B,), min(ux0, S - w), dtype=torch.long)
-                y0 = torch.full((B,), min(uy0, S - h), dtype=torch.long)
-        self.h, self.w, self.x0, self.y0 = h, w, x0, y0
-        if self.gather:
-            ii = torch.arange(h)
-            jj = torch.arange(w)
-            flat = (y0[:, None, None] + ii[:, None]) * S + x0[:, None, None] + jj
-            self._idx = flat.view(B, 1, h * w)
-            self.rgb = canvas.image.view(B, 3, S * S).gather(2, self._idx.expand(B, 3, h * w)).view(B, 3, h, w)
-            self.seg = canvas.seg.view(B, S * S).gather(1, self._idx[:, 0]).view(B, h, w)
+                costs["sliced"] = n * union * (COST_PIXEL + COST_SLICED)
+            mode = min(costs, key=costs.get)
+        self.mode = mode
+        if mode in ("view", "sliced"):
+            ux0, uy0 = int(px0.min()), int(py0.min())
+            w, h = max(int(px1.max()) - ux0, 1), max(int(py1.max()) - uy0, 1)
+            x0 = torch.full((n,), min(ux0, S - w), dtype=torch.long)
+            y0 = torch.full((n,), min(uy0, S - h), dtype=torch.long)
         else:
+            x0 = torch.minimum(px0, torch.full_like(px0, S - w))
+            y0 = torch.minimum(py0, torch.full_like(py0, S - h))
+        self.h, self.w, self.x0, self.y0 = h, w, x0, y0
+        if mode == "view":
             xs, ys = int(x0[0]), int(y0[0])
             self.rgb = canvas.image[:, :, ys:ys + h, xs:xs + w]
+            self.shade = canvas.shade[:, ys:ys + h, xs:xs + w]
             self.seg = canvas.seg[:, ys:ys + h, xs:xs + w]
-        self._coords: Tensor | None = None
+        elif mode == "sliced":
+            xs, ys = int(x0[0]), int(y0[0])
+            self._box = (slice(ys, ys + h), slice(xs, xs + w))
+            self.rgb = canvas.image[self.items, :, self._box[0], self._box[1]]
+            self.shade = canvas.shade[self.items, self._box[0], self._box[1]]
+            self.seg = canvas.seg[self.items, self._box[0], self._box[1]]
+        elif mode == "gather":
+            pix = ((y0[:, None, None] + torch.arange(h)[:, None]) * S + x0[:, None, None] + torch.arange(w))
+            pix = pix.view(n, 1, h * w) + (self.items * (S * S)).view(n, 1, 1)
+            self._pix = pix.view(-1)                                            # into [B*S*S] planes
+            planes = (self.items * (3 * S * S)).view(n, 1, 1) + (torch.arange(3) * (S * S)).view(1, 3, 1)
+            self._rgb_idx = (pix - (self.items * (S * S)).view(n, 1, 1) + planes).view(-1)
+            self.rgb = canvas.image.view(-1).index_select(0, self._rgb_idx).view(n, 3, h, w)
+            self.shade = canvas.shade.view(-1).index_select(0, self._pix).view(n, h, w)
+            self.seg = canvas.seg.view(-1).index_select(0, self._pix).view(n, h, w)
+        else:
+            self._where = list(zip(self.items.tolist(), y0.tolist(), x0.tolist()))
+            self.rgb = torch.stack([canvas.image[b, :, ys:ys + h, xs:xs + w] for b, ys, xs in self._where])
+            self.shade = torch.stack([canvas.shade[b, ys:ys + h, xs:xs + w] for b, ys, xs in self._where])
+            self.seg = torch.stack([canvas.seg[b, ys:ys + h, xs:xs + w] for b, ys, xs in self._where])
 
     def local(self, frame: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Local coordinates ``x, y [B,h,w]`` of ``frame`` (default: the crop's frame) at the pixel centres."""
+        """Local coordinates ``x, y [n,h,w]`` of ``frame`` (default: the crop's frame) at the pixel centres."""
         frame = self.frame if frame is None else frame
         S = self.canvas.size
-        g = torch.linalg.inv(frame)
+        g = invert(frame)
         j = torch.arange(self.w, dtype=torch.float32)
         i = torch.arange(self.h, dtype=torch.float32)
         qx0 = (self.x0.float() + 0.5) / S
@@ -120,22 +166,39 @@ class Crop:
             out.append(row + col)
         return out[0], out[1]
 
-    def paint(self, cov: Tensor, rgb: Tensor, cls: int | None, alpha: Tensor | float | None = None) -> None:
-        """Blend ``rgb`` (``[B,3]`` or ``[B,3,h,w]``) with weight ``cov*alpha``; label pixels with ``cov >= .5``."""
-        if rgb.dim() == 2:
-            rgb = rgb[:, :, None, None]
-        w = cov if alpha is None else cov * (alpha if not isinstance(alpha, Tensor) else alpha.view(-1, 1, 1))
-        self.rgb.lerp_(rgb, w[:, None])
+    def paint(self, cov: Tensor, rgb: Tensor, cls: int | None, alpha: Tensor | float | None = None,
+              shade: Tensor | None = None, keep_shade: bool = False) -> None:
+        """Composite flat colour ``rgb [n,3]`` and ``shade [n,h,w]`` (default 1; ``keep_shade``: leave the
+        shading below untouched) with weight ``cov * alpha``; pixels with ``cov >= 0.5`` take class ``cls``
+        (``None`` keeps the classes: decorations such as creases, collars, beard)."""
+        w = cov if alpha is None else cov * (alpha.view(-1, 1, 1) if isinstance(alpha, Tensor) else alpha)
+        self.rgb.lerp_(rgb[:, :, None, None], w[:, None])
+        if shade is not None:
+            self.shade.lerp_(shade, w)
+        elif not keep_shade:
+            self.shade.lerp_(_ONE, w)
         if cls is not None:
-            self.seg.masked_fill_(cov >= 0.5, cls)
+            # exact {0,1} indicator of cov >= 0.5 without comparisons (cov is a float32 in [0,1])
+            m = (cov - 0.5).mul_(2.0 ** 30).add_(1.0).clamp_(0.0, 1.0)
+            self.seg.lerp_(torch.tensor(float(cls)), m)
 
     def commit(self) -> None:
-        """Write a gathered crop back into the canvas (no-op for view crops)."""
-        if self.gather:
-            B, S = self.canvas.batch, self.canvas.size
-            n = self.h * self.w
-            self.canvas.image.view(B, 3, S * S).scatter_(2, self._idx.expand(B, 3, n), self.rgb.reshape(B, 3, n))
-            self.canvas.seg.view(B, S * S).scatter_(1, self._idx[:, 0], self.seg.reshape(B, n))
+        """Write copied crops back into the canvas (no-op for views)."""
+        cv = self.canvas
+        if self.mode == "sliced":
+            cv.image[self.items, :, self._box[0], self._box[1]] = self.rgb
+            cv.shade[self.items, self._box[0], self._box[1]] = self.shade
+            cv.seg[self.items, self._box[0], self._box[1]] = self.seg
+        elif self.mode == "gather":
+            cv.image.view(-1).index_copy_(0, self._rgb_idx, self.rgb.reshape(-1))
+            cv.shade.view(-1).index_copy_(0, self._pix, self.shade.reshape(-1))
+            cv.seg.view(-1).index_copy_(0, self._pix, self.seg.reshape(-1))
+        elif self.mode == "loop":
+            h, w = self.h, self.w
+            for i, (b, ys, xs) in enumerate(self._where):
+                cv.image[b, :, ys:ys + h, xs:xs + w] = self.rgb[i]
+                cv.shade[b, ys:ys + h, xs:xs + w] = self.shade[i]
+                cv.seg[b, ys:ys + h, xs:xs + w] = self.seg[i]
 
 
 def coverage(d: Tensor, k: Tensor) -> Tensor:
@@ -148,5 +211,5 @@ def pixels_per_unit(size: int, scale: Tensor) -> Tensor:
     return (size * scale).view(-1, 1, 1)
 
 
-__all__ = ["Canvas", "Crop", "affine", "translate", "rotate_scale", "apply", "coverage", "pixels_per_unit",
-           "math"]
+__all__ = ["Canvas", "Crop", "affine", "translate", "rotate_scale", "invert", "apply", "coverage",
+           "pixels_per_unit"]

@@ -35,7 +35,7 @@ def compute_landmarks(p: FaceParams, L: Layout) -> Tensor:
     parts: list[Tensor] = []
     # jaw: outline angles from 2*pi - t0 (image-left, x < 0) through pi (chin) to t0 (image-right)
     t = torch.linspace(2 * math.pi - _JAW_T0, _JAW_T0, 17).expand(B, 17)
-    jx, jy = face_outline_point(t, _c(p.face_a), _c(p.face_bu), _c(p.face_bl), _c(p.jaw_k))
+    jx, jy = face_outline_point(t, _c(p.face_a), _c(p.face_bu), _c(p.face_bl), _c(p.jaw_k), _c(p.jaw_sq))
     parts.append(_pts(L.face, jx, jy))
     # brows: five points along the centre line, image-left to image-right in both brows
     xs = torch.linspace(-0.9, 0.9, 5)[None] * _c(L.brow_w)

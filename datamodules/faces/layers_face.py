@@ -7,7 +7,7 @@ from torch import Tensor
 
 from . import sdf
 from .canvas import Canvas, coverage
-from .layout import Layout
+from .layout import Layout, subset
 from .sdf import col
 from .shapes import EYE_LOWER, EYE_UPPER, brow_centre, brow_thickness, eye_lids, mouth_curves, nose_bridge_halfwidth, nose_dims
 from .world import SEG, FaceParams
@@ -45,19 +45,19 @@ def eyes(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
                           (y - lo).mul_((1 + 4 * EYE_LOWER ** 2 * xs).rsqrt_()))
         # upper-lid crease (decoration of the skin, no class change)
         crease = sdf.intersect((y - up * 1.5 + 0.12 * wc).abs_().sub_(0.03 * wc), xn.abs() - 0.85)
-        cr.paint(coverage(crease, k), p.skin_rgb * 0.75, None, 0.6)
+        cr.paint(coverage(crease, k), p.skin_rgb * 0.75, None, 0.6, keep_shade=True)
         shade = ((y - up).clamp_(0.0, 1.0) / (0.35 * wc)).clamp_(max=1.0).mul_(0.22).add_(0.78)
-        cr.paint(coverage(d, k), SCLERA[None, :, None, None] * shade[:, None], cls)
+        cr.paint(coverage(d, k), _rgb(SCLERA, B), cls, shade=shade)
         di = torch.sqrt((x - col(ix)).square_().add_((y - col(iy)).square_()))
         ring = (di / col(ri)).clamp_(max=1.0).square_().mul_(-0.55).add_(1.25)
-        cr.paint(coverage(torch.maximum(di - col(ri), d), k), p.eye_rgb[:, :, None, None] * ring[:, None], cls)
+        cr.paint(coverage(torch.maximum(di - col(ri), d), k), p.eye_rgb, cls, shade=ring)
         cr.paint(coverage(torch.maximum(di - col(0.42 * ri), d), k), _rgb(DARK, B) * 0.4, cls)
         hl = sdf.circle(x, y, 0.13 * ri, ix - 0.35 * ri, iy - 0.38 * ri)
         cr.paint(coverage(torch.maximum(hl, d), k), torch.ones(B, 3), cls, 0.85)
         lash = sdf.intersect((y - up + 0.045 * wc).abs_().sub_(0.07 * wc), xn.abs() - 1.04)
         cr.paint(coverage(lash, k), _rgb(DARK, B), cls)
         lower = sdf.intersect((y - lo).abs_().sub_(0.02 * wc), xn.abs() - 0.95)
-        cr.paint(coverage(lower, k), p.skin_rgb * 0.55, None, 0.5)
+        cr.paint(coverage(lower, k), p.skin_rgb * 0.55, None, 0.5, keep_shade=True)
         cr.commit()
 
 
@@ -92,42 +92,43 @@ def nose(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
     lx = col(torch.cos(p.light_dir))
     xr = x / wc
     shade = (xr * (0.16 * lx)).add_(0.99).sub_(xr.square().mul_(0.1 * (y / Lc).clamp_(0.3, 1.0)))
-    cr.paint(coverage(d, k), p.skin_rgb[:, :, None, None] * shade[:, None], SEG["nose"])
+    cr.paint(coverage(d, k), p.skin_rgb, SEG["nose"], shade=shade)
     wing = sdf.intersect(sdf.ellipse(x, y, rx, ry, 0.0, ball_cy).abs_().sub_(0.05 * wc), col(ball_cy) - y)
-    cr.paint(coverage(wing, k), p.skin_rgb * 0.7, None, 0.55)
+    cr.paint(coverage(wing, k), p.skin_rgb * 0.7, None, 0.55, keep_shade=True)
     for sgn in (-1.0, 1.0):
         nost = sdf.ellipse(x, y, 0.2 * w, 0.1 * w, sgn * 0.45 * w, ball_cy + 0.45 * ry)
-        cr.paint(coverage(nost, k), p.skin_rgb * 0.3, SEG["nose"], 0.9)
+        cr.paint(coverage(nost, k), p.skin_rgb * 0.3, SEG["nose"], 0.9, keep_shade=True)
     cr.commit()
 
 
-def _mouth_box(p: FaceParams, L: Layout, above: Tensor) -> Tensor:
+def _mouth_box(p: FaceParams, L: Layout) -> Tensor:
     w = L.mouth_w
     sm = p.smile.abs()
-    return _box(-1.12 * w, 1.12 * w, -sm - 0.5 * p.mouth_open - L.lip_u - above - 0.004,
-                sm + 0.5 * p.mouth_open + L.lip_l + 0.004)
+    return _box(-w, w, -sm - 0.5 * p.mouth_open - L.lip_u, sm + 0.5 * p.mouth_open + L.lip_l)
 
 
 def mustache(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
-    on = p.mustache
-    if on.sum() == 0:
+    sub = subset(p.mustache, p, L, k)
+    if sub is None:
         return
-    cr = cv.crop(L.mouth, _box(-1.3 * L.mouth_w * on, 1.3 * L.mouth_w * on,
-                               (-p.smile.abs() - 0.5 * p.mouth_open - L.lip_u - 0.03) * on, 0.01 * on))
+    items, p, L, k = sub
+    w = L.mouth_w
+    cr = cv.crop(L.mouth, _box(-1.25 * w, 1.25 * w, -p.smile.abs() - 0.5 * p.mouth_open - L.lip_u - 0.026,
+                               0.006 + 0.0 * w), items)
     x, y = cr.local()
-    w = col(L.mouth_w)
-    _, ut, _, _, _ = mouth_curves(x, w, col(p.smile), col(p.mouth_open), col(L.lip_u), col(L.lip_l))
-    xn = (x / w).abs()
-    bottom = ut - 0.002 + (xn - 0.8).clamp_(min=0.0).mul_(0.04)
-    topc = bottom - 0.022 * (1.0 - 0.45 * xn.square())
+    wc = col(w)
+    _, ut, _, _, _ = mouth_curves(x, wc, col(p.smile), col(p.mouth_open), col(L.lip_u), col(L.lip_l))
+    xn = (x / wc).abs_()
+    bottom = ut.sub_(0.002).add_((xn - 0.8).clamp_(min=0.0).mul_(0.04))
+    topc = bottom - (1.0 - 0.45 * xn.square()).mul_(0.022)
     d = sdf.intersect(sdf.band(y, topc, bottom), xn - 1.25)
-    cr.paint(coverage(d, k) * col(on), p.hair_rgb * 0.8, SEG["skin"], 0.95)
+    cr.paint(coverage(d, k), p.hair_rgb * 0.8, SEG["skin"], 0.95)
     cr.commit()
 
 
 def mouth(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
     B = p.batch
-    cr = cv.crop(L.mouth, _mouth_box(p, L, torch.zeros(B)))
+    cr = cv.crop(L.mouth, _mouth_box(p, L))
     x, y = cr.local()
     w = col(L.mouth_w)
     c, ut, ub, lt, lb = mouth_curves(x, w, col(p.smile), col(p.mouth_open), col(L.lip_u), col(L.lip_l))
@@ -141,46 +142,46 @@ def mouth(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
     cr.paint(coverage(sdf.intersect(sdf.band(y, ut, ub), edge), k), lip * 0.86, SEG["u_lip"])
     lower = sdf.intersect(sdf.band(y, lt, lb), edge)
     shine = ((y - lt) / (lb - lt + 1e-4)).clamp_(0, 1).sub_(0.45).square_().mul_(-0.6).add_(1.08)
-    cr.paint(coverage(lower, k), lip[:, :, None, None] * shine[:, None], SEG["l_lip"])
+    cr.paint(coverage(lower, k), lip, SEG["l_lip"], shade=shine)
     line = sdf.intersect((y - c).abs_().sub_(0.0025), edge)
-    cr.paint(coverage(line, k) * col(1 - p.open_flag), lip * 0.45, None, 0.8)
+    cr.paint(coverage(line, k) * col(1 - p.open_flag), lip * 0.45, None, 0.8, keep_shade=True)
     cr.commit()
 
 
 def glasses(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
-    on = p.glasses
-    if on.sum() == 0:
+    sub = subset(p.glasses, p, L, k)
+    if sub is None:
         return
-    B = p.batch
+    items, p, L, k = sub
     st = p.glasses_style
     sun = (st < 0.22).float()
     rnd = ((st >= 0.22) & (st < 0.6)).float()
     lw, lh = p.eye_w * 1.45, p.eye_w * (0.95 + 0.15 * rnd)
     t = 0.006 + 0.004 * (st * 7 % 1.0)
     a = p.face_a
-    cr = cv.crop(L.head, _box(-(a + 0.01) * on, (a + 0.01) * on, (p.eye_y - 1.3 * lh) * on, (p.eye_y + 1.3 * lh) * on))
+    cr = cv.crop(L.head, _box(-(a + 0.01) + L.face_dx, a + 0.01 + L.face_dx, p.eye_y - 1.15 * lh, p.eye_y + 1.15 * lh),
+                 items)
     x, y = cr.local()
     ly = y - col(p.eye_y)
     lens = None
     for ex, fx in zip(L.eye_x, L.eye_fx):
         lx = (x - col(ex)) / col(fx)
-        dr = sdf.ellipse(lx, ly, lw, lh)
-        db = sdf.box(lx, ly, lw, lh, 0.45 * lh)
-        dl = torch.where(col(rnd) > 0, dr, db)
+        dl = torch.lerp(sdf.box(lx, ly, lw, lh, 0.45 * lh), sdf.ellipse(lx, ly, lw, lh), col(rnd))
         lens = dl if lens is None else torch.minimum(lens, dl)
     tint = torch.where(sun[:, None] > 0, torch.tensor([0.08, 0.08, 0.1]), torch.tensor([0.75, 0.85, 0.95]))
-    cr.paint(coverage(lens, k) * col(on), tint, SEG["eye_g"], 0.15 + 0.75 * sun)
-    rim = lens.abs().sub_(col(t) * 0.5)
+    cr.paint(coverage(lens, k), tint, SEG["eye_g"], 0.15 + 0.75 * sun)
+    rim = lens.abs_().sub_(col(t) * 0.5)
     ex_l, ex_r = L.eye_x[0] + lw * L.eye_fx[0], L.eye_x[1] - lw * L.eye_fx[1]
-    yb = col(-0.35 * lh)
-    bridge = sdf.intersect((ly - yb).abs_().sub_(col(t) * 0.5), sdf.hslab(x, (ex_r - ex_l) * 0.5 + 0.004, (ex_r + ex_l) * 0.5))
+    bar = (ly - col(-0.35 * lh)).abs_().sub_(col(t) * 0.5)
+    bridge = torch.maximum(bar, sdf.hslab(x, (ex_r - ex_l) * 0.5 + 0.004, (ex_r + ex_l) * 0.5))
     out_l, out_r = L.eye_x[0] - lw * L.eye_fx[0], L.eye_x[1] + lw * L.eye_fx[1]
-    arm_l = sdf.intersect((ly - yb).abs_().sub_(col(t) * 0.5), x - col(out_l) - 0.003, -col(a) - 0.002 - x + col(L.face_dx))
-    arm_r = sdf.intersect((ly - yb).abs_().sub_(col(t) * 0.5), col(out_r) - 0.003 - x, x - col(a) - 0.002 - col(L.face_dx))
+    edge_l, edge_r = col(L.face_dx - a - 0.002), col(L.face_dx + a + 0.002)
+    arm_l = sdf.intersect(bar, x - col(out_l) - 0.003, edge_l - x)
+    arm_r = sdf.intersect(bar, col(out_r) - 0.003 - x, x - edge_r)
     frame = sdf.union(rim, bridge, arm_l, arm_r)
     hue = st * 13 % 1.0
     rgb = torch.stack([0.1 + 0.5 * hue, 0.08 + 0.25 * hue, 0.08 + 0.1 * (1 - hue)], 1)
-    cr.paint(coverage(frame, k) * col(on), rgb, SEG["eye_g"])
+    cr.paint(coverage(frame, k), rgb, SEG["eye_g"])
     cr.commit()
 
 

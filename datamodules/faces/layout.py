@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -52,6 +52,47 @@ class Layout:
     hairline: Tensor
     hat_line: Tensor
 
+    def index(self, items: Tensor | slice) -> Layout:
+        """The layout of a subset of the batch."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = tuple(t[items] for t in v) if isinstance(v, tuple) else v[items]
+        return Layout(**out)
+
+
+class _Subset:
+    """Read-only view of a subset of a batch of ``FaceParams`` / ``Layout``: fields are indexed on first use."""
+
+    def __init__(self, parent, items: Tensor):
+        self._parent, self._items = parent, items
+
+    def __getattr__(self, name: str):
+        v = getattr(self._parent, name)
+        if isinstance(v, tuple):
+            v = tuple(t[self._items] for t in v)
+        elif isinstance(v, Tensor):
+            v = v[self._items]
+        else:
+            return v
+        setattr(self, name, v)
+        return v
+
+    @property
+    def batch(self) -> int:
+        return int(self._items.numel())
+
+
+def subset(mask: Tensor, p: FaceParams, L: Layout, k: Tensor):
+    """``(items, p, L, k)`` restricted to the items where ``mask`` is nonzero (``items`` is ``None`` when that
+    is the whole batch), or ``None`` if there are none. ``p`` and ``L`` of a proper subset are lazy views."""
+    items = torch.nonzero(mask > 0).flatten()
+    if items.numel() == 0:
+        return None
+    if items.numel() == mask.numel():
+        return None, p, L, k
+    return items, _Subset(p, items), _Subset(L, items), k[items]
+
 
 def make_layout(p: FaceParams) -> Layout:
     B = p.batch
@@ -88,12 +129,12 @@ def make_layout(p: FaceParams) -> Layout:
     mouth_x, mfx = _yaw(z, radius * 1.08, p.yaw)
     mouth = head @ translate(mouth_x, mouth_y) @ rotate_scale(z, mfx, o)
     mouth_w = p.mouth_w * (1.0 + 1.6 * p.smile.clamp(min=0.0))
-    brow_top = p.eye_y - p.brow_h - p.brow_t
+    brow_top = p.eye_y - p.brow_h - p.brow_arch - 0.6 * p.brow_t - 0.004    # highest point of the brows
     recede = 0.05 * p.male * ((p.age - 0.4) / 0.6).clamp(0, 1)
-    hairline = torch.where(p.bangs > 0, brow_top - 0.012, brow_top - 0.085 - recede)
+    hairline = torch.where(p.bangs > 0, brow_top - 0.004, brow_top - 0.075 - recede)
     return Layout(
         scale=s, body=body, head=head, face=face, face_dx=face_dx, eyes=tuple(eyes), eye_x=tuple(eye_x),
         eye_fx=tuple(eye_fx), brows=tuple(brows), ears=tuple(ears), ear_fx=tuple(ear_fx), nose=nose,
         mouth=mouth, mouth_y=mouth_y, mouth_w=mouth_w, lip_u=p.lip_t, lip_l=p.lip_t * 1.35,
-        brow_w=p.eye_w * 1.3, hairline=hairline, hat_line=brow_top - 0.05,
+        brow_w=p.eye_w * 1.3, hairline=hairline, hat_line=brow_top - 0.045,
     )

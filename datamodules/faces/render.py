@@ -56,14 +56,11 @@ def _tune_malloc() -> None:
         pass
 
 
-def _slice(p: FaceParams, lo: int, hi: int) -> FaceParams:
-    return FaceParams(**{name: v[lo:hi] for name, v in p.as_dict().items()})
-
-
-def _render_chunk(p: FaceParams, size: int) -> tuple[Tensor, Tensor, Tensor]:
+def _render_chunk(p: FaceParams, image: Tensor, seg: Tensor) -> Tensor:
+    """Paint scenes ``p`` into ``image [b,3,S,S]`` and ``seg [b,S,S]`` (views of the outputs); landmarks out."""
     L = make_layout(p)
-    cv = Canvas(p.batch, size)
-    k = pixels_per_unit(size, L.scale)
+    cv = Canvas(p.batch, image.shape[-1], image)
+    k = pixels_per_unit(cv.size, L.scale)
     H.background(cv, p)
     H.cloth(cv, p, L, k)
     H.hair_back(cv, p, L, k)
@@ -78,9 +75,8 @@ def _render_chunk(p: FaceParams, size: int) -> tuple[Tensor, Tensor, Tensor]:
     H.hair_front(cv, p, L, k)
     F.glasses(cv, p, L, k)
     H.hat(cv, p, L, k)
-    gain = (p.light_tint * p.light_int[:, None])[:, :, None, None]
-    image = cv.image.mul_(gain).clamp_(0.0, 1.0)
-    return image, cv.seg, compute_landmarks(p, L)
+    cv.finish((p.light_tint * p.light_int[:, None])[:, :, None, None], seg)
+    return compute_landmarks(p, L)
 
 
 @torch.no_grad()
@@ -91,13 +87,12 @@ def render_faces(u: Tensor, size: int = 256) -> RenderOutput:
     _tune_malloc()
     params = decode_world(u)
     B = params.batch
+    image = torch.empty(B, 3, size, size)
+    seg = torch.empty(B, size, size, dtype=torch.long)
+    landmarks = torch.empty(B, 68, 2)
     chunk = max(1, CHUNK_PIXELS // (size * size))
-    images, segs, lms = [], [], []
     for lo in range(0, B, chunk):
-        img, seg, lm = _render_chunk(_slice(params, lo, min(B, lo + chunk)), size)
-        images.append(img)
-        segs.append(seg)
-        lms.append(lm)
-    cat = (lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs))
-    return RenderOutput(image=cat(images), segmentation=cat(segs).long(), landmarks=cat(lms).float(),
+        hi = min(B, lo + chunk)
+        landmarks[lo:hi] = _render_chunk(params.index(slice(lo, hi)), image[lo:hi], seg[lo:hi])
+    return RenderOutput(image=image, segmentation=seg, landmarks=landmarks,
                         attributes=attributes_from_params(params))

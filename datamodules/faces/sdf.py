@@ -26,6 +26,19 @@ def ellipse(x: Tensor, y: Tensor, rx, ry, cx=0.0, cy=0.0) -> Tensor:
     return f.mul_(g).mul_(0.5)
 
 
+def ellipse_inv(x: Tensor, y: Tensor, irx, iry) -> Tensor:
+    """Ellipse centred at the origin given inverse radii (may vary per pixel, e.g. a different lower half)."""
+    X = x * irx
+    Y = y * iry
+    g = (X * irx).square_().add_((Y * iry).square_()).rsqrt_()
+    return X.square_().add_(Y.square_()).sub_(1.0).mul_(g).mul_(0.5)
+
+
+def step(v: Tensor) -> Tensor:
+    """1 where ``v > 0``, 0 where ``v <= 0`` (arithmetic only: comparisons are slow on CPU)."""
+    return (v * 1e30).clamp_(0.0, 1.0)
+
+
 def circle(x: Tensor, y: Tensor, r, cx=0.0, cy=0.0) -> Tensor:
     cx, cy, r = col(cx), col(cy), col(r)
     return torch.sqrt((x - cx).square_().add_((y - cy).square_())).sub_(r)

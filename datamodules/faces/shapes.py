@@ -13,16 +13,25 @@ from torch import Tensor
 
 
 def face_halfwidth_scale(y: Tensor, bl, jaw_k) -> Tensor:
-    """Taper ``A(y)/a`` of the face ellipse: 1 above the centre, ``1 - k (y/bl)^2`` below."""
+    """Taper ``A(y)/a`` of the face outline: 1 above the centre, ``1 - k (y/bl)^2`` below."""
     t = (y / bl).clamp(min=0.0)
     return 1.0 - jaw_k * t * t
 
 
-def face_outline_point(t: Tensor, a, bu, bl, jaw_k) -> tuple[Tensor, Tensor]:
-    """Point of the outline at angle ``t`` (0 = top, pi = chin, x = A(y) sin t, y = -B cos t)."""
+def face_outline_point(t: Tensor, a, bu, bl, jaw_k, jaw_sq) -> tuple[Tensor, Tensor]:
+    """Outline point at angle ``t`` (0 = top, pi = chin).
+
+    The outline is ``(x/A(y))^2 + P(y/B) = 1`` with ``B = bu`` above and ``bl`` below the centre and
+    ``P(Y) = Y^2`` above, ``Y^2 (1 + sq (Y^2 - 1))`` below (``sq`` in [0,1) squares the jaw). With
+    ``y = -B cos t`` the point is ``x = A(y) sqrt(1 - P)`` (sign of ``sin t``), exactly on the outline.
+    """
     ct = torch.cos(t)
+    lower = (ct <= 0).float()
     y = torch.where(ct > 0, -bu * ct, -bl * ct)
-    return a * face_halfwidth_scale(y, bl, jaw_k) * torch.sin(t), y
+    y2 = ct * ct
+    P = y2 * (1.0 + jaw_sq * lower * (y2 - 1.0))
+    sign = torch.sign(torch.sin(t))
+    return sign * a * face_halfwidth_scale(y, bl, jaw_k) * (1.0 - P).clamp(min=0.0).sqrt(), y
 
 
 # ---- eye: almond between two parabolas meeting at the corners (+-w, 0)

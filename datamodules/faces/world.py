@@ -123,7 +123,7 @@ class FaceParams:
     """Decoded scene parameters; every field is a ``[B]`` tensor (``*_rgb``: ``[B,3]``)."""
 
     male: Tensor; age: Tensor; young: Tensor
-    face_a: Tensor; face_bu: Tensor; face_bl: Tensor; jaw_k: Tensor
+    face_a: Tensor; face_bu: Tensor; face_bl: Tensor; jaw_k: Tensor; jaw_sq: Tensor
     skin_rgb: Tensor; pale: Tensor
     eye_rgb: Tensor; eye_w: Tensor; eye_sep: Tensor; eye_y: Tensor; eye_tilt: Tensor
     brow_t: Tensor; brow_h: Tensor; brow_arch: Tensor; bushy: Tensor
@@ -146,6 +146,10 @@ class FaceParams:
     def as_dict(self) -> dict[str, Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def index(self, items: Tensor | slice) -> FaceParams:
+        """The parameters of a subset of the batch (indices or a slice)."""
+        return FaceParams(**{name: v[items] for name, v in self.as_dict().items()})
+
 
 def decode_world(u: Tensor) -> FaceParams:
     """Deterministic decoding ``u [B,K] -> FaceParams`` (the only place where probabilities live)."""
@@ -160,6 +164,7 @@ def decode_world(u: Tensor) -> FaceParams:
     face_bu = 0.285 + 0.03 * c["face_height"]
     face_bl = 0.325 + 0.04 * c["face_height"] + 0.01 * male
     jaw_k = 0.1 + 0.3 * c["jaw_taper"] + 0.06 * fem
+    jaw_sq = 0.85 * (1 - c["jaw_taper"]) * (1 - 0.4 * fem)
     tone = c["skin_tone"]
     skin = _lerp_table(_SKIN, tone)
     warm = (c["skin_warmth"] - 0.5) * 0.06
@@ -232,7 +237,7 @@ def decode_world(u: Tensor) -> FaceParams:
     cloth_rgb = (_CLOTH[cc.long().clamp(max=len(_CLOTH) - 1)] * (0.75 + 0.5 * (cc - cc.floor()))[:, None]).clamp(0, 1)
     return FaceParams(
         male=male, age=age, young=(age < 0.68).float(), face_a=face_a, face_bu=face_bu, face_bl=face_bl,
-        jaw_k=jaw_k, skin_rgb=skin, pale=(tone < 0.12).float(), eye_rgb=eye_rgb, eye_w=eye_w, eye_sep=eye_sep,
+        jaw_k=jaw_k, jaw_sq=jaw_sq, skin_rgb=skin, pale=(tone < 0.12).float(), eye_rgb=eye_rgb, eye_w=eye_w, eye_sep=eye_sep,
         eye_y=eye_y, eye_tilt=eye_tilt, brow_t=brow_t, brow_h=brow_h, brow_arch=brow_arch,
         bushy=(brow_t > 0.0185).float(), nose_len=nose_len, nose_w=nose_w,
         big_nose=(c["nose_width"] > 0.78).float(), mouth_w=mouth_w, lip_t=lip_t,

@@ -24,7 +24,7 @@ class EmbeddedGeneratorConfig:
     w_dim: int = 128
     mapping_layers: int = 4
     img_resolution: int = 64
-    channels: dict[int, int] = field(default_factory=lambda: {4: 256, 8: 256, 16: 128, 32: 64, 64: 32})
+    channels: dict[int, int] = field(default_factory=lambda: {4: 256, 8: 192, 16: 128, 32: 48, 64: 24})
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -27,14 +27,14 @@ from lsi.pretrain.data import identity_batch, prior_batch
 class RecipeConfig:
     seed: int = 0
     size: int = 64
-    id_steps: int = 1200
-    id_batch: int = 96
+    id_steps: int = 1000
+    id_batch: int = 64
     id_identities: int = 2000
-    gen_steps: int = 2400
-    gen_batch: int = 24
-    enc_steps: int = 1200
+    gen_steps: int = 2000
+    gen_batch: int = 16
+    enc_steps: int = 1000
     enc_batch: int = 32
-    enc_image_batch: int = 12  # sub-batch that goes through G for the pixel/identity losses
+    enc_image_batch: int = 8  # sub-batch that goes through G for the pixel/identity losses
     lr: float = 2e-3
 
 
