@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 RATIO ?= 512
 RATIOS ?= 128 256 512 1024 2048 4096 8192 16384
 export OMP_NUM_THREADS ?= 2
+# passive OpenMP waits: spinning threads collapse throughput when the 2 cores are shared
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table capture-sim clean

@@ -7,8 +7,10 @@
   channels, bilinear resize to 8x8, then a per-point linear 64 -> 2; MSE on coordinates in [0, 1].
 - :class:`AllHeads`: the three trained together from one command.
 
-O, D_theta and G stay frozen and unregistered; each head's checkpoint records the fingerprint of the LSI
-checkpoint it was trained on and refuses to load onto another encoder.
+O, D_theta and G stay frozen and unregistered; each head's checkpoint records the fingerprint (and path) of the
+LSI checkpoint it was trained on and refuses to load onto another encoder (:func:`load_heads` loads one back).
+``lsi test`` on a head checkpoint measures every trained head and, through :mod:`lsi.evaluation`, the encoder's
+reconstructions (identity match, PSNR, FID; Dlib / VGG-Face on request).
 """
 
 from __future__ import annotations

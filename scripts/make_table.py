@@ -88,7 +88,7 @@ def vggface_status(path: str | None) -> tuple[str | None, str]:
     except (ImportError, FileNotFoundError, ValueError):
         if path is not None:
             raise
-        return None, "VGG-Face weights not installed (nothing is downloaded)"
+        return None, "VGG-Face weights not installed"
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def render_section(records: list[dict], settings: dict, reasons: dict[str, str],
                 "fig8": "Fig. 8 — P_S segmentation at two ratios and the ground truth"}
     for key, path in figures.items():
         rel = Path(os.path.relpath(Path(path).resolve(), results_path.parent.resolve()))
-        lines += [f"![{captions[key]}]({rel.as_posix()})", "", f"*{captions[key]}.*", ""]
+        lines += [f"![{key}]({rel.as_posix()})", "", f"*{captions[key]}.*", ""]
     lines += [DISCUSSION_TITLE, ""]
     lines += [discussion.strip(), ""] if discussion else [
         DISCUSSION_PLACEHOLDER, "",

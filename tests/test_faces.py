@@ -128,6 +128,20 @@ def test_batch_composition_does_not_change_a_scene():
         assert (alone.segmentation[0] != together.segmentation[i]).float().mean() < 1e-3
 
 
+def test_crops_cover_every_touched_pixel():
+    """Rendering inside per-layer crops equals evaluating every layer on the whole image."""
+    g = torch.Generator().manual_seed(4)
+    u = random_world_latent(36, g)
+    corners = torch.rand(36, WORLD_DIM, generator=g).round().clamp(1e-6, 1 - 1e-6)
+    u[18:] = corners[18:]                                  # extreme poses, sizes, styles
+    u[::3, IX["hat"]] = torch.rand(12, generator=g) * 0.09
+    u[1::3, IX["eyeglasses"]] = 0.001
+    u[2::3, IX["earrings"]] = 0.001
+    fast, ref = render_faces(u, 96), render_faces(u, 96, full_frame=True)
+    assert float((fast.image - ref.image).abs().max()) < 1e-3
+    assert float((fast.segmentation != ref.segmentation).float().mean()) < 1e-5
+
+
 def test_faces_are_centred_like_ffhq(frontal):
     _, out = frontal
     lm = out.landmarks
@@ -173,6 +187,7 @@ def test_accessory_attributes_match_pixels(prior_small):
     assert torch.equal(a[:, ATTR["Eyeglasses"]] > 0, count("eye_g") > 0)
     assert torch.equal(a[:, ATTR["Wearing_Hat"]] > 0, count("hat") > 0)
     assert torch.equal(a[:, ATTR["Wearing_Earrings"]] > 0, count("ear_r") > 0)
+    assert torch.equal(a[:, ATTR["Wearing_Necklace"]] > 0, count("neck_l") > 0)
     bald = a[:, ATTR["Bald"]] > 0
     assert (count("hair")[bald] == 0).all()
     visible = ~bald & (a[:, ATTR["Wearing_Hat"]] == 0)

@@ -63,8 +63,8 @@ class Canvas:
     arithmetic (comparisons and masked writes are several times slower on CPU).
     """
 
-    def __init__(self, batch: int, size: int, image: Tensor | None = None):
-        self.batch, self.size = batch, size
+    def __init__(self, batch: int, size: int, image: Tensor | None = None, full_frame: bool = False):
+        self.batch, self.size, self.full_frame = batch, size, full_frame
         self.image = torch.empty(batch, 3, size, size) if image is None else image
         self.shade = torch.ones(batch, size, size)
         self.seg = torch.zeros(batch, size, size)
@@ -102,6 +102,9 @@ class Crop:
         px1 = (ix.amax(1) * S + 1).ceil().clamp(0, S).long()
         py0 = (iy.amin(1) * S - 1).floor().clamp(0, S).long()
         py1 = (iy.amax(1) * S + 1).ceil().clamp(0, S).long()
+        if canvas.full_frame:       # reference mode (tests): every layer evaluated on the whole image
+            px0, py0 = torch.zeros_like(px0), torch.zeros_like(py0)
+            px1, py1 = torch.full_like(px1, S), torch.full_like(py1, S)
         w = int((px1 - px0).max().clamp(min=1))
         h = int((py1 - py0).max().clamp(min=1))
         if mode == "auto":

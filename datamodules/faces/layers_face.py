@@ -9,7 +9,8 @@ from . import sdf
 from .canvas import Canvas, coverage
 from .layout import Layout, subset
 from .sdf import col
-from .shapes import EYE_LOWER, EYE_UPPER, brow_centre, brow_thickness, eye_lids, mouth_curves, nose_bridge_halfwidth, nose_dims
+from .shapes import (EYE_LOWER, EYE_UPPER, brow_centre, brow_thickness, eye_lids, mouth_curves,
+                     nose_bridge_halfwidth, nose_dims)
 from .world import SEG, FaceParams
 
 SCLERA = torch.tensor([0.94, 0.92, 0.9])
@@ -113,8 +114,8 @@ def mustache(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
         return
     items, p, L, k = sub
     w = L.mouth_w
-    cr = cv.crop(L.mouth, _box(-1.25 * w, 1.25 * w, -p.smile.abs() - 0.5 * p.mouth_open - L.lip_u - 0.026,
-                               0.006 + 0.0 * w), items)
+    sm = p.smile.abs() * 1.5625                     # corner lift at |x| = 1.25 w
+    cr = cv.crop(L.mouth, _box(-1.25 * w, 1.25 * w, -sm - 0.5 * p.mouth_open - L.lip_u - 0.026, sm + 0.017), items)
     x, y = cr.local()
     wc = col(w)
     _, ut, _, _, _ = mouth_curves(x, wc, col(p.smile), col(p.mouth_open), col(L.lip_u), col(L.lip_l))
@@ -159,8 +160,8 @@ def glasses(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
     lw, lh = p.eye_w * 1.45, p.eye_w * (0.95 + 0.15 * rnd)
     t = 0.006 + 0.004 * (st * 7 % 1.0)
     a = p.face_a
-    cr = cv.crop(L.head, _box(-(a + 0.01) + L.face_dx, a + 0.01 + L.face_dx, p.eye_y - 1.15 * lh, p.eye_y + 1.15 * lh),
-                 items)
+    box = _box(L.face_dx - a - 0.01, L.face_dx + a + 0.01, p.eye_y - 1.15 * lh, p.eye_y + 1.15 * lh)
+    cr = cv.crop(L.head, box, items)
     x, y = cr.local()
     ly = y - col(p.eye_y)
     lens = None

@@ -171,7 +171,7 @@ def _necklace(cv: Canvas, items: Tensor | None, p: FaceParams, L: Layout, k: Ten
     x, y = cr.local()
     yn = (1.0 - (x / col(nw)).square_()).mul_(0.085).add_(0.33)
     dn = sdf.intersect((y - yn).abs_().sub_(0.0045), sdf.hslab(x, nw))
-    dn = torch.minimum(dn, sdf.circle(x, y, 0.011, 0.0, 0.33 + 0.085 + 0.012))
+    dn = torch.minimum(dn, sdf.circle(x, y, 0.0125, 0.0, 0.33 + 0.085 + 0.013))
     metal = torch.where(p.male[:, None] > 0, torch.tensor([0.75, 0.75, 0.78]), torch.tensor([0.9, 0.75, 0.35]))
     cr.paint(coverage(dn, k), metal, SEG["neck_l"])
     cr.commit()
@@ -216,7 +216,8 @@ def _face_sdf(x: Tensor, y: Tensor, p: FaceParams) -> tuple[Tensor, Tensor, Tens
     ib = torch.addcmul(col(1 / p.face_bu), h, col(1 / p.face_bl - 1 / p.face_bu))      # 1/B
     Y = y * ib
     Y2 = Y.square()
-    inv_a = (Y2 * h).mul_(col(-p.jaw_k)).add_(1.0).mul_(col(p.face_a)).reciprocal_()   # 1/A(y)
+    # 1/A(y); the taper is clamped so that it stays positive far below the chin (outside the face)
+    inv_a = (Y2 * h).mul_(col(-p.jaw_k)).add_(1.0).clamp_(min=0.2).mul_(col(p.face_a)).reciprocal_()
     X = x * inv_a
     sqh = h.mul_(col(p.jaw_sq))
     r2 = (Y2 - 1.0).mul_(sqh).add_(1.0).mul_(Y2).add_(X.square())
@@ -263,7 +264,7 @@ def hat(cv: Canvas, p: FaceParams, L: Layout, k: Tensor) -> None:
     brim = (p.hat_style >= 0.5).float()
     line = L.hat_line
     crown_top = torch.minimum(line - 0.27, CAP_CY - (p.face_bu + 0.05 + 0.03 * p.hair_vol))
-    half = a + 0.05 + 0.08 * brim
+    half = a + 0.08 + 0.05 * brim
     cr = cv.crop(L.face, _box(-half, half, crown_top, line + 0.02), items)
     x, y = cr.local()
     beanie = sdf.intersect(sdf.ellipse(x, y, a + 0.045 + 0.03 * p.hair_vol, col(line) - col(crown_top),

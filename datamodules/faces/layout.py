@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -51,14 +51,6 @@ class Layout:
     brow_w: Tensor
     hairline: Tensor
     hat_line: Tensor
-
-    def index(self, items: Tensor | slice) -> Layout:
-        """The layout of a subset of the batch."""
-        out = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = tuple(t[items] for t in v) if isinstance(v, tuple) else v[items]
-        return Layout(**out)
 
 
 class _Subset:

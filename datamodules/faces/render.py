@@ -56,10 +56,10 @@ def _tune_malloc() -> None:
         pass
 
 
-def _render_chunk(p: FaceParams, image: Tensor, seg: Tensor) -> Tensor:
+def _render_chunk(p: FaceParams, image: Tensor, seg: Tensor, full_frame: bool = False) -> Tensor:
     """Paint scenes ``p`` into ``image [b,3,S,S]`` and ``seg [b,S,S]`` (views of the outputs); landmarks out."""
     L = make_layout(p)
-    cv = Canvas(p.batch, image.shape[-1], image)
+    cv = Canvas(p.batch, image.shape[-1], image, full_frame)
     k = pixels_per_unit(cv.size, L.scale)
     H.background(cv, p)
     H.cloth(cv, p, L, k)
@@ -80,8 +80,12 @@ def _render_chunk(p: FaceParams, image: Tensor, seg: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def render_faces(u: Tensor, size: int = 256) -> RenderOutput:
-    """Render world latents ``u [B,K]`` at ``size x size`` (any size >= 16; 64, 128, 256 typical)."""
+def render_faces(u: Tensor, size: int = 256, full_frame: bool = False) -> RenderOutput:
+    """Render world latents ``u [B,K]`` at ``size x size`` (any size >= 16; 64, 128, 256 typical).
+
+    ``full_frame=True`` evaluates every layer on the whole image instead of its crop (slow; a reference
+    that the crops cover every pixel a layer touches).
+    """
     if not isinstance(size, int) or size < 16 or size > 2048:
         raise RenderSizeError(f"size must be an int in [16, 2048], got {size!r}")
     _tune_malloc()
@@ -93,6 +97,6 @@ def render_faces(u: Tensor, size: int = 256) -> RenderOutput:
     chunk = max(1, CHUNK_PIXELS // (size * size))
     for lo in range(0, B, chunk):
         hi = min(B, lo + chunk)
-        landmarks[lo:hi] = _render_chunk(params.index(slice(lo, hi)), image[lo:hi], seg[lo:hi])
+        landmarks[lo:hi] = _render_chunk(params.index(slice(lo, hi)), image[lo:hi], seg[lo:hi], full_frame)
     return RenderOutput(image=image, segmentation=seg, landmarks=landmarks,
                         attributes=attributes_from_params(params))

@@ -122,22 +122,68 @@ _CLOTH = torch.tensor([[0.15, 0.18, 0.30], [0.85, 0.85, 0.85], [0.10, 0.10, 0.10
 class FaceParams:
     """Decoded scene parameters; every field is a ``[B]`` tensor (``*_rgb``: ``[B,3]``)."""
 
-    male: Tensor; age: Tensor; young: Tensor
-    face_a: Tensor; face_bu: Tensor; face_bl: Tensor; jaw_k: Tensor; jaw_sq: Tensor
-    skin_rgb: Tensor; pale: Tensor
-    eye_rgb: Tensor; eye_w: Tensor; eye_sep: Tensor; eye_y: Tensor; eye_tilt: Tensor
-    brow_t: Tensor; brow_h: Tensor; brow_arch: Tensor; bushy: Tensor
-    nose_len: Tensor; nose_w: Tensor; big_nose: Tensor
-    mouth_w: Tensor; lip_t: Tensor; big_lips: Tensor; ear_size: Tensor
-    hair_style: Tensor; bangs: Tensor; hair_color: Tensor; hair_rgb: Tensor; hair_vol: Tensor; hair_over_ears: Tensor
-    beard: Tensor; beard_density: Tensor; mustache: Tensor
-    yaw: Tensor; roll: Tensor; shift_x: Tensor; shift_y: Tensor; scale: Tensor
-    smile: Tensor; smiling: Tensor; mouth_open: Tensor; open_flag: Tensor; gaze_x: Tensor; gaze_y: Tensor
-    glasses: Tensor; glasses_style: Tensor; hat: Tensor; hat_style: Tensor; earrings: Tensor; earring_style: Tensor
+    male: Tensor
+    age: Tensor
+    young: Tensor
+    face_a: Tensor
+    face_bu: Tensor
+    face_bl: Tensor
+    jaw_k: Tensor
+    jaw_sq: Tensor
+    skin_rgb: Tensor
+    pale: Tensor
+    eye_rgb: Tensor
+    eye_w: Tensor
+    eye_sep: Tensor
+    eye_y: Tensor
+    eye_tilt: Tensor
+    brow_t: Tensor
+    brow_h: Tensor
+    brow_arch: Tensor
+    bushy: Tensor
+    nose_len: Tensor
+    nose_w: Tensor
+    big_nose: Tensor
+    mouth_w: Tensor
+    lip_t: Tensor
+    big_lips: Tensor
+    ear_size: Tensor
+    hair_style: Tensor
+    bangs: Tensor
+    hair_color: Tensor
+    hair_rgb: Tensor
+    hair_vol: Tensor
+    hair_over_ears: Tensor
+    beard: Tensor
+    beard_density: Tensor
+    mustache: Tensor
+    yaw: Tensor
+    roll: Tensor
+    shift_x: Tensor
+    shift_y: Tensor
+    scale: Tensor
+    smile: Tensor
+    smiling: Tensor
+    mouth_open: Tensor
+    open_flag: Tensor
+    gaze_x: Tensor
+    gaze_y: Tensor
+    glasses: Tensor
+    glasses_style: Tensor
+    hat: Tensor
+    hat_style: Tensor
+    earrings: Tensor
+    earring_style: Tensor
     necklace: Tensor
-    lipstick: Tensor; lip_rgb: Tensor
-    light_dir: Tensor; light_int: Tensor; light_tint: Tensor
-    bg_rgb0: Tensor; bg_rgb1: Tensor; bg_angle: Tensor; cloth_rgb: Tensor
+    lipstick: Tensor
+    lip_rgb: Tensor
+    light_dir: Tensor
+    light_int: Tensor
+    light_tint: Tensor
+    bg_rgb0: Tensor
+    bg_rgb1: Tensor
+    bg_angle: Tensor
+    cloth_rgb: Tensor
 
     @property
     def batch(self) -> int:
@@ -227,17 +273,19 @@ def decode_world(u: Tensor) -> FaceParams:
     # light, background, clothes
     light_dir = c["light_dir"] * 2 * math.pi
     light_int = 0.82 + 0.3 * c["light_intensity"]
-    temp = (c["light_color"] - 0.5) * 0.16
+    temp = (c["light_color"] - 0.5) * 0.12
     light_tint = torch.stack([1 + temp, one, 1 - temp], 1)
     bv = c["background_value"]
     bg0 = _hsv(c["background_hue"], 0.12 + 0.35 * (1 - bv), 0.3 + 0.65 * bv)
     bg1 = _hsv((c["background_hue"] + 0.06) % 1, 0.2 + 0.3 * (1 - bv), 0.2 + 0.55 * bv)
     bg_angle = c["background_hue"] * 37.0 % (2 * math.pi)
     cc = c["cloth_color"] * len(_CLOTH)
-    cloth_rgb = (_CLOTH[cc.long().clamp(max=len(_CLOTH) - 1)] * (0.75 + 0.5 * (cc - cc.floor()))[:, None]).clamp(0, 1)
+    cloth_shade = (0.75 + 0.5 * (cc - cc.floor()))[:, None]
+    cloth_rgb = (_CLOTH[cc.long().clamp(max=len(_CLOTH) - 1)] * cloth_shade).clamp(0, 1)
     return FaceParams(
         male=male, age=age, young=(age < 0.68).float(), face_a=face_a, face_bu=face_bu, face_bl=face_bl,
-        jaw_k=jaw_k, jaw_sq=jaw_sq, skin_rgb=skin, pale=(tone < 0.12).float(), eye_rgb=eye_rgb, eye_w=eye_w, eye_sep=eye_sep,
+        jaw_k=jaw_k, jaw_sq=jaw_sq, skin_rgb=skin, pale=(tone < 0.12).float(), eye_rgb=eye_rgb, eye_w=eye_w,
+        eye_sep=eye_sep,
         eye_y=eye_y, eye_tilt=eye_tilt, brow_t=brow_t, brow_h=brow_h, brow_arch=brow_arch,
         bushy=(brow_t > 0.0185).float(), nose_len=nose_len, nose_w=nose_w,
         big_nose=(c["nose_width"] > 0.78).float(), mouth_w=mouth_w, lip_t=lip_t,
@@ -247,7 +295,8 @@ def decode_world(u: Tensor) -> FaceParams:
         mustache=mustache, yaw=yaw, roll=roll, shift_x=(c["shift_x"] - 0.5) * 0.04,
         shift_y=(c["shift_y"] - 0.5) * 0.04, scale=0.94 + 0.12 * c["scale"], smile=smile, smiling=smiling,
         mouth_open=mouth_open, open_flag=open_flag, gaze_x=(c["gaze_x"] - 0.5) * 2, gaze_y=(c["gaze_y"] - 0.5) * 2,
-        glasses=glasses, glasses_style=glasses_style, hat=hat, hat_style=hat_style, earrings=earrings, earring_style=earring_style,
+        glasses=glasses, glasses_style=glasses_style, hat=hat, hat_style=hat_style, earrings=earrings,
+        earring_style=earring_style,
         necklace=necklace, lipstick=lipstick, lip_rgb=lip_rgb, light_dir=light_dir, light_int=light_int,
         light_tint=light_tint, bg_rgb0=bg0, bg_rgb1=bg1, bg_angle=bg_angle, cloth_rgb=cloth_rgb,
     )

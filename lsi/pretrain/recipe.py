@@ -20,7 +20,7 @@ from lsi.embedded_world import freeze, load_generator, load_identity, save_compo
 from lsi.generator.embedded import EmbeddedGenerator, EmbeddedGeneratorConfig
 from lsi.identity import ArcMarginHead, IdentityConfig, IdentityNet
 from lsi.inversion import EncoderConfig, InversionEncoder
-from lsi.pretrain.data import identity_batch, prior_batch
+from lsi.pretrain.data import IdentityPool, PriorPool
 
 
 @dataclass
@@ -30,6 +30,8 @@ class RecipeConfig:
     id_steps: int = 1000
     id_batch: int = 64
     id_identities: int = 2000
+    id_images_per_identity: int = 8
+    prior_pool: int = 32000
     gen_steps: int = 2000
     gen_batch: int = 16
     enc_steps: int = 1000
@@ -56,6 +58,7 @@ def image_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_identity(cfg: RecipeConfig, out_dir: Path) -> IdentityNet:
+    pool = IdentityPool(cfg.id_identities, cfg.id_images_per_identity, cfg.size, cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     net = IdentityNet(IdentityConfig(work_resolution=cfg.size))
@@ -64,7 +67,7 @@ def train_identity(cfg: RecipeConfig, out_dir: Path) -> IdentityNet:
     bar = tqdm(range(cfg.id_steps), desc="identity net", dynamic_ncols=True)
     for step in bar:
         _cosine_lr(opt, cfg.lr, step, cfg.id_steps)
-        labels, img = identity_batch(cfg.id_batch, cfg.id_identities, cfg.size, gen)
+        labels, img = pool.batch(cfg.id_batch, gen)
         logits = head(net(img), labels)
         loss = F.cross_entropy(logits, labels)
         opt.zero_grad(set_to_none=True)
@@ -78,7 +81,7 @@ def train_identity(cfg: RecipeConfig, out_dir: Path) -> IdentityNet:
     return freeze(net)
 
 
-def train_generator(cfg: RecipeConfig, out_dir: Path) -> EmbeddedGenerator:
+def train_generator(cfg: RecipeConfig, out_dir: Path, pool: PriorPool) -> EmbeddedGenerator:
     from datamodules.faces.world import WORLD_DIM
 
     gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -89,7 +92,7 @@ def train_generator(cfg: RecipeConfig, out_dir: Path) -> EmbeddedGenerator:
     ema = None
     for step in bar:
         _cosine_lr(opt, cfg.lr, step, cfg.gen_steps)
-        z, img = prior_batch(cfg.gen_batch, cfg.size, gen)
+        z, img = pool.batch(cfg.gen_batch, gen)
         loss = image_loss(net(z), img)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -102,7 +105,8 @@ def train_generator(cfg: RecipeConfig, out_dir: Path) -> EmbeddedGenerator:
     return freeze(net)
 
 
-def train_encoder(cfg: RecipeConfig, out_dir: Path, g: EmbeddedGenerator, idnet: IdentityNet) -> InversionEncoder:
+def train_encoder(cfg: RecipeConfig, out_dir: Path, g: EmbeddedGenerator, idnet: IdentityNet,
+                  pool: PriorPool) -> InversionEncoder:
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     torch.manual_seed(cfg.seed + 2)
     enc = InversionEncoder(EncoderConfig(num_ws=g.num_ws, w_dim=g.w_dim, work_resolution=cfg.size))
@@ -111,7 +115,7 @@ def train_encoder(cfg: RecipeConfig, out_dir: Path, g: EmbeddedGenerator, idnet:
     bar = tqdm(range(cfg.enc_steps), desc="inversion encoder", dynamic_ncols=True)
     for step in bar:
         _cosine_lr(opt, cfg.lr * 0.5, step, cfg.enc_steps)
-        z, img = prior_batch(cfg.enc_batch, cfg.size, gen)
+        z, img = pool.batch(cfg.enc_batch, gen)
         with torch.no_grad():
             w_true = g.map(z)
         ws = enc(img) + w_avg
@@ -135,17 +139,19 @@ def run_recipe(cfg: RecipeConfig, stages: list[str], out_dir: Path) -> dict[str,
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
-    idnet = g = None
+    idnet = g = pool = None
     for stage in stages:
+        if stage in ("generator", "encoder") and pool is None:
+            pool = PriorPool(cfg.prior_pool, cfg.size, cfg.seed + 10)
         t0 = time.time()
         if stage == "identity":
             idnet = train_identity(cfg, out_dir)
         elif stage == "generator":
-            g = train_generator(cfg, out_dir)
+            g = train_generator(cfg, out_dir, pool)
         elif stage == "encoder":
             g = g or freeze(load_generator(weights_path("generator", out_dir)))
             idnet = idnet or freeze(load_identity(weights_path("identity", out_dir)))
-            train_encoder(cfg, out_dir, g, idnet)
+            train_encoder(cfg, out_dir, g, idnet, pool)
         else:
             raise ValueError(f"unknown stage {stage!r}; choose from identity, generator, encoder")
         times[stage] = time.time() - t0
