@@ -45,6 +45,8 @@ class LatentImagingModule(L.LightningModule):
         lr_masks / lr_encoder: learning rates of the two parameter groups.
         cache_targets: remember E(I) per training-sample index (E is frozen and deterministic, so this is exact
             and saves most of E's cost after the first epoch).
+        init_from: an ``lsi.ckpt`` whose masks, reading normaliser and D_theta start this run (fine-tuning on
+            measured readings: combine with ``freeze_masks``); loaded with ``weights_only=True``.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class LatentImagingModule(L.LightningModule):
         lr_masks: float = 1e-4,
         lr_encoder: float = 1e-4,
         cache_targets: bool = True,
+        init_from: str | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -98,6 +101,20 @@ class LatentImagingModule(L.LightningModule):
         self.perceptual = build_perceptual(perceptual, lpips_backbone_path) if lambda_lpips > 0 else None
         self.id_threshold = id_threshold
         self._target_cache: dict[int, torch.Tensor] = {}
+        if init_from:
+            self._init_from_checkpoint(init_from, freeze_masks)
+
+    def _init_from_checkpoint(self, path: str, freeze_masks: bool) -> None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"init_from checkpoint {path!r} not found; train one with `make train RATIO=N`")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        self.on_load_checkpoint(ckpt)  # same ratio/bits checks as a resume
+        try:
+            self.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as err:
+            raise ValueError(f"{path} does not match this model's D_theta configuration ({err}); use the same "
+                             "model.init_args.digital settings as the run that produced it") from err
+        self.optical.freeze(freeze_masks)
 
     # -- frozen world ------------------------------------------------------------------------
     @property
