@@ -48,5 +48,8 @@ bench-faces: ## rendering speed of the procedural face world
 bench-masks: ## learned vs random vs Hadamard masks at RATIO=512 -> docs/results.md
 	$(BIN)/python scripts/bench_masks.py
 
+table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
+	$(BIN)/python scripts/make_table.py
+
 clean: ## remove runs and caches (keeps .venv and shipped weights)
 	rm -rf runs lightning_logs .pytest_cache

@@ -10,10 +10,14 @@ Items (dicts):
   loaded from the source image path;
 * labels when known (embedded scenes): ``attributes``, ``landmarks``, ``segmentation``, ``identity`` and
   the ``has_*`` flags; otherwise ``has_attributes`` / ``has_landmarks`` / ``has_segmentation`` are False;
-* ``scene_id`` int and ``key`` str.
+* ``scene_id`` int, ``index`` int (the scene id again: lets ``LatentImagingModule`` cache E(image) per scene)
+  and ``key`` str.
 
 Splits are deterministic: a scene goes to train/val/test by ``sha256(salt:key)`` mapped to [0, 1) and the
 cumulative ``fractions``, so adding scenes never moves existing ones between splits.
+
+Attached to a trainer, :meth:`MeasuredDataModule.setup` refuses a model whose masks are not the capture's
+(``LatentImagingModule`` or a head holding one as ``.lsi``): its D_theta would read meaningless numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from hardware.calibration import CORRECTION_MODES, correct, interpolate_references
 from hardware.capture import load_image_file
-from hardware.store import CaptureStore
+from hardware.store import CaptureStore, MaskMismatchError
 from lightning.pytorch import LightningDataModule
 
 __all__ = ["MeasuredDataset", "MeasuredDataModule", "split_of", "COMBINE_MODES"]
@@ -110,13 +114,15 @@ class MeasuredDataset(Dataset):
             from datamodules.synthetic import SyntheticFaces
 
             s = self.spec
+            # cached: fine-tuning revisits every scene once per epoch and rendering costs more than E(image)
             self._dataset = SyntheticFaces(s["split"], s["num_identities"], s["images_per_identity"],
-                                           resolution=s["resolution"], seed=s["seed"])
+                                           resolution=s["resolution"], seed=s["seed"], cache=True)
         return self._dataset
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = self.records[i]
-        item: dict[str, Any] = {"readings": self.readings[i], "scene_id": rec.scene_id, "key": rec.key}
+        item: dict[str, Any] = {"readings": self.readings[i], "scene_id": rec.scene_id, "index": rec.scene_id,
+                                "key": rec.key}
         if self.kind == "embedded":
             src = self._embedded()[int(rec.source["index"])]
             image = torch.as_tensor(src["image"]).float()
@@ -153,12 +159,13 @@ class MeasuredDataModule(LightningDataModule):
         image_root: folder of the source images if it moved since the capture.
         resolution: image side.
         with_labels: include embedded-world labels.
+        check_masks: in ``setup``, refuse a model (on the attached trainer) whose masks differ from the capture's.
     """
 
     def __init__(self, store: str, batch_size: int = 16, num_workers: int = 0, correction: str = "drift",
                  combine: str = "positive", fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                  split_salt: str = "lsi", image_root: str | None = None, resolution: int = 256,
-                 with_labels: bool = True) -> None:
+                 with_labels: bool = True, check_masks: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         split_of("probe", tuple(fractions), split_salt)  # validates fractions early
@@ -173,10 +180,40 @@ class MeasuredDataModule(LightningDataModule):
             out[split_of(store.read(sid).key, tuple(h.fractions), h.split_salt)].append(sid)
         return out
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
+    def check_model(self, module: Any) -> None:
+        """Raise :class:`MaskMismatchError` unless ``module``'s masks and reading count fit this capture.
+
+        ``module`` is a ``LatentImagingModule`` or holds one as ``.lsi`` (downstream heads); others pass.
+        """
+        from lsi.masks_io import masks_sha256
+
+        lsi = module if hasattr(module, "optical") else getattr(module, "lsi", None)
+        optical = getattr(lsi, "optical", None)
+        if optical is None:
             return
         h = self.hparams
+        man = CaptureStore.open(h.store).manifest
+        codes = optical.mask_codes()  # [num_readings, H, W] in reading order
+        own = {masks_sha256(codes)} | ({masks_sha256(codes[:optical.d])} if optical.complementary else set())
+        if man.masks.sha256 not in own:
+            raise MaskMismatchError(
+                f"capture {h.store} was taken with masks sha256 {man.masks.sha256[:12]}... ({man.masks.count} masks, "
+                f"ratio {man.masks.ratio}) but the model shows {codes.shape[0]} masks with sha256 "
+                f"{masks_sha256(codes)[:12]}...: use the lsi.ckpt whose masks.npy made this capture (init_from / "
+                "lsi_checkpoint), or capture again with this model's masks")
+        n = man.masks.count * (2 if h.combine == "stacked" else 1)
+        if n != optical.num_readings:
+            raise MaskMismatchError(
+                f"the model reads {optical.num_readings} values per scene but {h.store} gives {n} with "
+                f"combine={h.combine!r}; a complementary model needs combine='stacked' on a complementary capture")
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        trainer = getattr(self, "trainer", None)
+        if h.check_masks and trainer is not None and trainer.lightning_module is not None:
+            self.check_model(trainer.lightning_module)
+        if self.datasets:
+            return
         for split, ids in self.split_ids().items():
             self.datasets[split] = MeasuredDataset(h.store, ids, h.correction, h.combine, h.image_root, h.resolution,
                                                    h.with_labels)
@@ -189,8 +226,9 @@ class MeasuredDataModule(LightningDataModule):
             raise ValueError(f"the {split} split of {self.hparams.store} is empty ({len(ds)} scenes); capture more "
                              "scenes or change fractions")
         h = self.hparams
+        # training drops a ragged last batch: a batch of one would break the model's BatchNorm reading normaliser
         return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
-                          persistent_workers=h.num_workers > 0)
+                          drop_last=shuffle and len(ds) > h.batch_size, persistent_workers=h.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)

@@ -67,7 +67,7 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 
 class TestMetricsWriter(L.Callback):
-    """After ``lsi test``, write section ``section`` of ``<default_root_dir>/<filename>``.
+    """After ``lsi test``, write section ``section`` of ``<default_root_dir>/<filename>`` (see :meth:`output_dir`).
 
     The section holds every logged ``test/*`` scalar, the checkpoint tested, the module class, the LSI encoder
     fingerprint (heads), the wall time and ``notes`` (why optional metrics are missing), gathered from the
@@ -102,7 +102,17 @@ class TestMetricsWriter(L.Callback):
                 report[attr] = getattr(pl_module, attr)
         if hasattr(pl_module, "optical"):
             report["ratio"] = pl_module.optical.ratio
-        merge_json(Path(trainer.default_root_dir) / self.filename, {self.section: report})
+        merge_json(self.output_dir(trainer) / self.filename, {self.section: report})
+
+    @staticmethod
+    def output_dir(trainer: L.Trainer) -> Path:
+        """``trainer.default_root_dir``; when that was left at the working directory, the tested checkpoint's
+        folder (``lsi test --ckpt_path runs/ratio512/lsi.ckpt`` -> ``runs/ratio512/metrics.json``)."""
+        root = Path(trainer.default_root_dir)
+        ckpt = Path(trainer.ckpt_path) if trainer.ckpt_path else None
+        if root.resolve() == Path.cwd().resolve() and ckpt is not None and ckpt.is_file():
+            return ckpt.parent
+        return root
 
 
 class RunArtifacts(FinalCheckpoint, TestMetricsWriter):

@@ -170,15 +170,21 @@ class ReconstructionEvaluation(L.Callback):
         self.test_notes: dict[str, str] = {}
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.metrics = ReconstructionMetrics(self.fid, self.eval_dlib, self.vggface_weights).to(pl_module.device)
+        find_lsi(pl_module)  # fail early on modules without an LSI encoder
+        # heads evaluate their encoder themselves (model.init_args.evaluate_reconstruction): do not do it twice
+        own = bool(getattr(pl_module, "evaluate_reconstruction", False))
+        self.metrics = None if own else ReconstructionMetrics(self.fid, self.eval_dlib,
+                                                              self.vggface_weights).to(pl_module.device)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.metrics.update(find_lsi(pl_module), batch)
+        if self.metrics is not None:
+            self.metrics.update(find_lsi(pl_module), batch)
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        log_reconstruction(pl_module, self.metrics)
-        self.test_notes = self.metrics.notes()
+        if self.metrics is not None:
+            log_reconstruction(pl_module, self.metrics)
+            self.test_notes = self.metrics.notes()
 
 
 def log_reconstruction(module: L.LightningModule, metrics: ReconstructionMetrics) -> dict[str, float]:

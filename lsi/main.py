@@ -13,6 +13,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 class LSICLI(LightningCLI):
     """LightningCLI whose default logging is TensorBoard + CSV under ``trainer.default_root_dir``."""
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the configuration the user gave: ``--ckpt_path`` restores weights, it does not rewrite the config
+        (a mismatched checkpoint is then refused by the module with a message naming both settings)."""
+
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         cfg = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
         if cfg.get("logger") in (None, True):

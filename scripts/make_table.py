@@ -12,7 +12,7 @@ Then ``docs/results.md`` gets its "Table 1" section (ours next to the paper's), 
 numbers and ``docs/figures/`` Figs. 4, 6, 7 and 8. The "Mask learning" section (``make bench-masks``) and a
 Discussion already written under Table 1 are kept.
 
-    python scripts/make_table.py [--ratios 128 256 ...] [--steps 1000] [--head-steps 400] [--root runs/table]
+    python scripts/make_table.py [--ratios 128 256 ...] [--steps 400] [--head-steps 150] [--root runs/table]
 """
 
 from __future__ import annotations
@@ -33,8 +33,12 @@ from datamodules.faces import ATTRIBUTE_NAMES
 from lsi.main import main as lsi
 
 RATIOS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-DEFAULT_STEPS = 1000
-DEFAULT_HEAD_STEPS = 400
+# Budget: ~65 min for all 8 ratios on 2 CPU cores (OMP_WAIT_POLICY=PASSIVE). Measured per step with batch 32
+# while one other process used a core: LSI 2.3 s (1:128), 0.73 s (1:1024), 0.67 s (1:16384), so ~8 s for one
+# step of every ratio; the three heads 1.0 s; `lsi test` of 400 scenes 26 s (+35 s with Dlib); rendering
+# ~150 scenes/s (each run renders its own training scenes). 400 + 150 steps -> ~65 min on two free cores.
+DEFAULT_STEPS = 400
+DEFAULT_HEAD_STEPS = 150
 LSI_CONFIG = Path("configs/train_embedded.yaml")
 HEADS_CONFIG = Path("configs/heads_embedded.yaml")
 
@@ -100,6 +104,21 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def scaled_schedule(config_paths: list[Path], steps: int) -> list[str]:
+    """Keep the recipe's energy-loss start at the same fraction of training when ``steps`` differs from its
+    ``trainer.max_steps`` (e.g. 1500 of 2500 -> 240 of 400)."""
+    import yaml
+
+    max_steps, start = None, None
+    for path in config_paths:
+        cfg = yaml.safe_load(Path(path).read_text()) or {}
+        max_steps = (cfg.get("trainer") or {}).get("max_steps", max_steps)
+        start = (((cfg.get("model") or {}).get("init_args") or {}).get("energy_start_step", start))
+    if not max_steps or start is None or max_steps == steps:
+        return []
+    return ["--model.init_args.energy_start_step", str(round(start * steps / max_steps))]
+
+
 def run_ratio(ratio: int, args: argparse.Namespace, settings: dict, quiet: list[str]) -> dict:
     """Train LSI and heads at ``ratio`` and test them, unless already done; returns the done-record."""
     out = args.root / f"ratio{ratio}"
@@ -118,7 +137,8 @@ def run_ratio(ratio: int, args: argparse.Namespace, settings: dict, quiet: list[
     lsi_cfg = ["-c", str(args.lsi_config), *[a for c in args.lsi_extra for a in ("-c", str(c))]]
     heads_cfg = ["-c", str(args.heads_config), *[a for c in args.heads_extra for a in ("-c", str(c))]]
     if not lsi_ckpt.is_file():
-        lsi(["fit", *lsi_cfg, *quiet, "--model.init_args.ratio", str(ratio),
+        lsi(["fit", *lsi_cfg, *quiet, *scaled_schedule([args.lsi_config, *args.lsi_extra], args.steps),
+             "--model.init_args.ratio", str(ratio),
              "--trainer.max_steps", str(args.steps), "--trainer.val_check_interval", str(args.steps),
              "--trainer.default_root_dir", str(out)])
     common = [*heads_cfg, *quiet, "--model.init_args.lsi_checkpoint", str(lsi_ckpt),

@@ -185,3 +185,12 @@ def test_reconstruction_metrics_known_offset():
 def test_find_lsi_rejects_other_modules():
     with pytest.raises(ValueError, match="LatentImagingModule"):
         find_lsi(torch.nn.Linear(1, 1))
+
+
+def test_metrics_json_goes_next_to_the_checkpoint_by_default(trained, monkeypatch, tmp_path):
+    cfg, root = trained("lsi.heads.AttributeHead")
+    monkeypatch.chdir(tmp_path)
+    (root / "metrics.json").unlink(missing_ok=True)
+    main(["test", "-c", str(cfg), "--ckpt_path", str(root / "heads.ckpt")])
+    assert "test/attr_acc" in json.loads((root / "metrics.json").read_text())["test"]["metrics"]
+    assert not (tmp_path / "metrics.json").exists()

@@ -1,4 +1,6 @@
-"""`make table` end to end on a tiny real run (two ratios, two steps each): outputs, resume, settings guard."""
+"""`make table` end to end on a tiny real run (two ratios, two steps each): outputs, resume, settings guard.
+
+About 15 s on 2 cores, so not marked slow."""
 
 import importlib.util
 import json
@@ -39,7 +41,6 @@ def _argv(tmp: Path, steps: int = 2) -> list[str]:
             "--figures", str(tmp / "docs/figures"), "--figure-samples", "2"]
 
 
-@pytest.mark.slow
 def test_make_table_runs_resumes_and_keeps_other_sections(make_table, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -91,3 +92,10 @@ def test_pick_prefers_the_papers_ratios(make_table):
 def test_bad_ratio_is_refused(make_table):
     with pytest.raises(SystemExit):
         make_table.parse_args(["--ratios", "100"])
+
+
+def test_energy_schedule_scales_with_steps(make_table, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"trainer": {"max_steps": 2500}, "model": {"init_args": {"energy_start_step": 1500}}}))
+    assert make_table.scaled_schedule([cfg], 400) == ["--model.init_args.energy_start_step", "240"]
+    assert make_table.scaled_schedule([cfg], 2500) == []
