@@ -6,6 +6,7 @@ Items (dicts):
   ``none`` raw detector units; ``dark`` minus the dark level; ``normalize`` ``(y - D) / (W - D)`` with the
   capture's median references; ``drift`` the same with ``D(t)``, ``W(t)`` interpolated in time between the
   references bracketing the scene (normalised units of the optical encoder: white scene, all-on mask = 1);
+  left out with ``with_readings=False``;
 * ``image`` ``[3, R, R]`` float [0, 1]: the displayed scene, re-rendered from the embedded dataset index or
   loaded from the source image path;
 * labels when known (embedded scenes): ``attributes``, ``landmarks``, ``segmentation``, ``identity`` and
@@ -16,8 +17,9 @@ Items (dicts):
 Splits are deterministic: a scene goes to train/val/test by ``sha256(salt:key)`` mapped to [0, 1) and the
 cumulative ``fractions``, so adding scenes never moves existing ones between splits.
 
-Attached to a trainer, :meth:`MeasuredDataModule.setup` refuses a model whose masks are not the capture's
-(``LatentImagingModule`` or a head holding one as ``.lsi``): its D_theta would read meaningless numbers.
+Attached to a trainer, the loaders of :class:`MeasuredDataModule` refuse a model whose masks are not the
+capture's (``LatentImagingModule`` or a head holding one as ``.lsi``): its D_theta would read meaningless numbers.
+The check runs when a loader is requested, i.e. after ``--ckpt_path`` weights were restored.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class MeasuredDataset(Dataset):
 
     def __init__(self, store: str | Path, scene_ids: list[int] | None = None, correction: str = "drift",
                  combine: str = "positive", image_root: str | Path | None = None, resolution: int = 256,
-                 with_labels: bool = True) -> None:
+                 with_labels: bool = True, with_readings: bool = True) -> None:
         if correction not in CORRECTION_MODES:
             raise ValueError(f"correction must be one of {CORRECTION_MODES}, got {correction!r}")
         if combine not in COMBINE_MODES:
@@ -72,7 +74,7 @@ class MeasuredDataset(Dataset):
         self.kind = man.scenes.kind
         self.spec = man.scenes.spec
         self.image_root = Path(image_root) if image_root is not None else None
-        self.resolution, self.with_labels = resolution, with_labels
+        self.resolution, self.with_labels, self.with_readings = resolution, with_labels, with_readings
         everything = {rec.scene_id: rec for rec in self.store.records()}
         ids = sorted(everything) if scene_ids is None else list(scene_ids)
         missing = [i for i in ids if i not in everything]
@@ -121,8 +123,9 @@ class MeasuredDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         rec = self.records[i]
-        item: dict[str, Any] = {"readings": self.readings[i], "scene_id": rec.scene_id, "index": rec.scene_id,
-                                "key": rec.key}
+        item: dict[str, Any] = {"scene_id": rec.scene_id, "index": rec.scene_id, "key": rec.key}
+        if self.with_readings:
+            item["readings"] = self.readings[i]
         if self.kind == "embedded":
             src = self._embedded()[int(rec.source["index"])]
             image = torch.as_tensor(src["image"]).float()
@@ -159,13 +162,15 @@ class MeasuredDataModule(LightningDataModule):
         image_root: folder of the source images if it moved since the capture.
         resolution: image side.
         with_labels: include embedded-world labels.
-        check_masks: in ``setup``, refuse a model (on the attached trainer) whose masks differ from the capture's.
+        with_readings: False leaves ``readings`` out, so a model measures the displayed scenes through its own
+            simulated O: the reference for the sim-to-real gap on exactly the captured scenes.
+        check_masks: refuse a model (on the attached trainer) whose masks differ from the capture's.
     """
 
     def __init__(self, store: str, batch_size: int = 16, num_workers: int = 0, correction: str = "drift",
                  combine: str = "positive", fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
                  split_salt: str = "lsi", image_root: str | None = None, resolution: int = 256,
-                 with_labels: bool = True, check_masks: bool = True) -> None:
+                 with_labels: bool = True, with_readings: bool = True, check_masks: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         split_of("probe", tuple(fractions), split_salt)  # validates fractions early
@@ -208,15 +213,12 @@ class MeasuredDataModule(LightningDataModule):
                 f"combine={h.combine!r}; a complementary model needs combine='stacked' on a complementary capture")
 
     def setup(self, stage: str | None = None) -> None:
-        h = self.hparams
-        trainer = getattr(self, "trainer", None)
-        if h.check_masks and trainer is not None and trainer.lightning_module is not None:
-            self.check_model(trainer.lightning_module)
         if self.datasets:
             return
+        h = self.hparams
         for split, ids in self.split_ids().items():
             self.datasets[split] = MeasuredDataset(h.store, ids, h.correction, h.combine, h.image_root, h.resolution,
-                                                   h.with_labels)
+                                                   h.with_labels, h.with_readings)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if not self.datasets:
@@ -226,6 +228,9 @@ class MeasuredDataModule(LightningDataModule):
             raise ValueError(f"the {split} split of {self.hparams.store} is empty ({len(ds)} scenes); capture more "
                              "scenes or change fractions")
         h = self.hparams
+        trainer = getattr(self, "trainer", None)
+        if h.check_masks and trainer is not None and trainer.lightning_module is not None:
+            self.check_model(trainer.lightning_module)
         # training drops a ragged last batch: a batch of one would break the model's BatchNorm reading normaliser
         return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
                           drop_last=shuffle and len(ds) > h.batch_size, persistent_workers=h.num_workers > 0)

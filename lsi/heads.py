@@ -28,8 +28,26 @@ from torch import nn
 from lsi.generator.protocol import parse_feature_name
 from lsi.metrics import NME, AttributeAccuracy, SegmentationF1
 
-EMBEDDED_SEG_LAYERS = ("L2_8_256", "L3_16_128", "L4_16_128", "L6_32_64", "L7_64_32", "L8_64_32")
-EMBEDDED_LANDMARK_LAYER = "L2_8_256"
+PAPER_LANDMARK_LAYER = "L3_36_1024"
+
+
+def default_seg_layers(feature_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Six maps coarse -> fine for P_S when none are configured: the last conv at the 2nd-coarsest
+    resolution, both convs of the 3rd, the last of the 4th and both of the finest. For the embedded
+    generator (64 px): 8, 16, 16, 32, 64, 64 px."""
+    by_res: dict[int, list[str]] = {}
+    for n in feature_names:
+        by_res.setdefault(parse_feature_name(n)[1], []).append(n)
+    res = sorted(by_res)
+    if len(res) < 5:
+        raise ValueError(f"cannot pick six segmentation layers from {feature_names}; set seg_layers explicitly")
+    picks = [by_res[res[1]][-1], *by_res[res[2]][-2:], by_res[res[-2]][-1], *by_res[res[-1]][-2:]]
+    return tuple(picks)
+
+
+def default_landmark_layer(feature_names: tuple[str, ...]) -> str:
+    """The coarse map P_L reads when none is configured: the last conv at the 2nd-coarsest resolution."""
+    return default_seg_layers(feature_names)[0]
 TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights")
 PAPER_SEG_LAYERS = ("L3_36_1024", "L9_52_1024", "L11_84_1024", "L13_148_919", "L15_276_256", "L16_256_256")
 
@@ -52,8 +70,9 @@ def _load_lsi(path: str, mtime_ns: int):
 
     # Heads are built inside LightningCLI's instantiation context, whose "given hyperparameters" would leak
     # into the nested LatentImagingModule.save_hyperparameters(); load it in a fresh context instead.
+    # init_from=None: the checkpoint already holds the trained state; its starting point need not exist any more
     module = contextvars.Context().run(
-        LatentImagingModule.load_from_checkpoint, path, map_location="cpu", weights_only=True)
+        LatentImagingModule.load_from_checkpoint, path, map_location="cpu", weights_only=True, init_from=None)
     module.eval().requires_grad_(False)
     return module
 
@@ -212,7 +231,7 @@ class AllHeads(_LatentHead):
 
     def __init__(self, lsi_checkpoint: str, heads: tuple[str, ...] = ("attributes", "segmentation", "landmarks"),
                  num_attributes: int | None = None, num_classes: int = 19,
-                 seg_layers: tuple[str, ...] = EMBEDDED_SEG_LAYERS, landmark_layer: str = EMBEDDED_LANDMARK_LAYER,
+                 seg_layers: tuple[str, ...] | None = None, landmark_layer: str | None = None,
                  focal_gamma: float = 2.0, lr: float = 1e-3, evaluate_reconstruction: bool = True,
                  fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
         super().__init__(lsi_checkpoint, lr)
@@ -232,6 +251,8 @@ class AllHeads(_LatentHead):
             from datamodules.faces.world import ATTRIBUTE_NAMES
 
             num_attributes = len(ATTRIBUTE_NAMES)
+        seg_layers = tuple(seg_layers) if seg_layers else default_seg_layers(g.feature_names)
+        landmark_layer = landmark_layer or default_landmark_layer(g.feature_names)
         missing = [n for n in (*seg_layers, landmark_layer) if n not in g.feature_names]
         if missing:
             raise ValueError(f"layers {missing} are not feature maps of the generator; choose from {g.feature_names}")
@@ -327,7 +348,7 @@ class SegmentationHead(AllHeads):
     """P_S alone."""
 
     def __init__(self, lsi_checkpoint: str, num_classes: int = 19,
-                 seg_layers: tuple[str, ...] = EMBEDDED_SEG_LAYERS, focal_gamma: float = 2.0,
+                 seg_layers: tuple[str, ...] | None = None, focal_gamma: float = 2.0,
                  lr: float = 1e-3, evaluate_reconstruction: bool = True, fid: bool = True,
                  eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
         super().__init__(lsi_checkpoint, heads=("segmentation",), num_classes=num_classes, seg_layers=seg_layers,
@@ -338,7 +359,7 @@ class SegmentationHead(AllHeads):
 class LandmarkHead(AllHeads):
     """P_L alone."""
 
-    def __init__(self, lsi_checkpoint: str, landmark_layer: str = EMBEDDED_LANDMARK_LAYER, lr: float = 1e-3,
+    def __init__(self, lsi_checkpoint: str, landmark_layer: str | None = None, lr: float = 1e-3,
                  evaluate_reconstruction: bool = True, fid: bool = True, eval_dlib: bool = False,
                  vggface_weights: str | None = None) -> None:
         super().__init__(lsi_checkpoint, heads=("landmarks",), landmark_layer=landmark_layer, lr=lr,

@@ -5,7 +5,8 @@ Given a trained run (``make train RATIO=512`` -> ``runs/ratio512/{lsi.ckpt,masks
 1. ``lsi-capture --simulate --dataset embedded --count 200 --display sim --out runs/capture512`` (resumed when the
    store exists; every scene a different test-split identity: ``--identities 200 --images-per-identity 1``);
 2. ``lsi test -c configs/test_measured.yaml`` of the trained encoder on the store's test split (no fine-tuning)
-   -> ``<finetune>/before/metrics.json``;
+   -> ``<finetune>/before/metrics.json``; and, as the reference, on the same scenes measured by the model's own
+   simulated O (``--data.init_args.with_readings false``) -> ``<finetune>/simulated/metrics.json``;
 3. ``lsi fit -c configs/finetune_measured.yaml`` (masks frozen, D_theta trained on the train split's readings
    against E(displayed image)) -> ``<finetune>/lsi.ckpt`` and ``logs/checkpoints/best.ckpt`` (skipped when
    ``<finetune>/lsi.ckpt`` exists, unless ``--refit``);
@@ -42,7 +43,8 @@ TEST_CONFIG = ROOT / "configs" / "test_measured.yaml"
 DOC = ROOT / "docs" / "hardware.md"
 SECTION = "## Results on the simulated rig"
 MODEL_KEYS = ("ratio", "bits", "complementary", "digital", "generator", "weights_dir")
-ROWS = (("before", "trained encoder, no fine-tuning"), ("after", "D_theta fine-tuned on measured readings"))
+ROWS = (("simulated", "reference: readings simulated by the model's O"),
+        ("before", "trained encoder, no fine-tuning"), ("after", "D_theta fine-tuned on measured readings"))
 
 
 class E2EError(ValueError):
@@ -71,7 +73,7 @@ def model_overrides(ckpt: Path, weights_dir: str | None = None) -> tuple[list[st
     return args, values
 
 
-def test_metrics(cli: Any) -> dict[str, float]:
+def collect_test_metrics(cli: Any) -> dict[str, float]:
     """The ``test/*`` scalars of a finished ``lsi test`` run, prefix stripped."""
     return {k[len("test/"):]: float(v) for k, v in sorted(cli.trainer.callback_metrics.items())
             if k.startswith("test/") and isinstance(v, torch.Tensor) and v.numel() == 1}
@@ -108,6 +110,8 @@ def render_section(results: dict[str, Any] | None) -> str:
         "2. `lsi test -c configs/test_measured.yaml --model.init_args.init_from runs/ratio512/lsi.ckpt",
         "   --data.init_args.store runs/capture512`: the trained D_theta reads the drift-corrected measured",
         "   readings (O bypassed) of the store's test split (fractions 0.7/0.1/0.2 by a hash of the scene key).",
+        "   The reference row adds `--data.init_args.with_readings false`: the same scenes measured by the model's",
+        "   own simulated O, as in training; the gap to it is what the rig (optics, leak, noise) costs.",
         "3. `lsi fit -c configs/finetune_measured.yaml --model.init_args.init_from runs/ratio512/lsi.ckpt",
         "   --data.init_args.store runs/capture512`: masks frozen, D_theta trained for `max_steps` on the train",
         "   split's readings with the paper's loss L1(D_theta(y), E(displayed image)); the checkpoint with the lowest",
@@ -223,9 +227,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     store = ["--data.init_args.store", str(args.capture)]
     test = ["test", "-c", str(TEST_CONFIG), *model_args, *store, *args.lsi_arg]
-    t = _step(2, "lsi test of the trained encoder on the measured readings", t0)
+    t = _step(2, "lsi test of the trained encoder on the measured readings, then through its simulated O", t0)
     cli = lsi([*test, "--model.init_args.init_from", str(ckpt), "--trainer.default_root_dir", str(finetune / "before")])
-    before = test_metrics(cli)
+    before = collect_test_metrics(cli)
+    simulated = collect_test_metrics(lsi([*test, "--model.init_args.init_from", str(ckpt),
+                                          "--data.init_args.with_readings", "false",
+                                          "--trainer.default_root_dir", str(finetune / "simulated")]))
     splits = {name: len(ds) for name, ds in cli.datamodule.datasets.items()}
     dev = cli.trainer.strategy.root_device
     device = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.machine()})"
@@ -241,7 +248,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seconds["finetune"] = time.time() - t
 
     t = _step(4, f"lsi test of the fine-tuned encoder ({tuned.name})", t0)
-    after = test_metrics(lsi([*test, "--ckpt_path", str(tuned), "--trainer.default_root_dir", str(finetune / "after")]))
+    after = collect_test_metrics(lsi([*test, "--ckpt_path", str(tuned),
+                                      "--trainer.default_root_dir", str(finetune / "after")]))
     seconds["after"] = time.time() - t
     seconds["total"] = time.time() - t0
 
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "device": device,
         "run": str(args.run), "capture": str(args.capture), "ratio": meta.get("ratio", model.get("ratio")),
         "d": meta.get("d"), "scenes": sum(splits.values()), "splits": splits, "finetune_steps": fit_report.get("steps"),
-        "checkpoint": str(tuned), "metrics": {"before": before, "after": after},
+        "checkpoint": str(tuned), "metrics": {"simulated": simulated, "before": before, "after": after},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "results_json": str(finetune / "e2e_results.json"), "model": model,
     }

@@ -76,6 +76,16 @@ def test_store_splits_are_all_populated(run):
     assert all(len(v) >= 2 for v in ids.values()), ids
 
 
+def test_items_without_readings_for_the_simulated_reference(run):
+    dm = MeasuredDataModule(str(run["store"]), fractions=tuple(FRACTIONS), with_readings=False)
+    dm.setup()
+    item = dm.datasets["test"][0]
+    assert "readings" not in item and item["image"].shape == (3, 256, 256) and item["index"] == item["scene_id"]
+    dm_measured = MeasuredDataModule(str(run["store"]), fractions=tuple(FRACTIONS))
+    dm_measured.setup()
+    assert dm_measured.datasets["test"][0]["readings"].shape == (16,)
+
+
 def test_finetuning_keeps_masks_and_changes_dtheta(run):
     before, after = _state(run["lsi"] / "lsi.ckpt"), _state(run["tuned"] / "lsi.ckpt")
     assert torch.equal(before["optical.masks"], after["optical.masks"])
@@ -174,7 +184,7 @@ def test_e2e_script_on_tiny_settings(run, weights, tmp_path):
                         f"--lsi-arg=--data.init_args.fractions={json.dumps(FRACTIONS)}",
                         "--lsi-arg=--data.init_args.batch_size=4", "--fit-arg=--trainer.max_steps=2",
                         "--fit-arg=--trainer.val_check_interval=2"])
-    for key in ("before", "after"):
+    for key in ("simulated", "before", "after"):
         m = results["metrics"][key]
         assert np.isfinite(m["id_match"]) and np.isfinite(m["psnr"]) and np.isfinite(m["lat"])
     assert results["scenes"] == 12 and results["finetune_steps"] == 2 and results["d"] == 16

@@ -32,12 +32,13 @@ class RecipeConfig:
     id_identities: int = 2000
     id_images_per_identity: int = 8
     prior_pool: int = 32000
-    gen_steps: int = 2000
+    gen_steps: int = 3000
     gen_batch: int = 16
     enc_steps: int = 1000
     enc_batch: int = 32
     enc_image_batch: int = 8  # sub-batch that goes through G for the pixel/identity losses
     lr: float = 2e-3
+    gen_lr: float = 4e-3
 
 
 def _cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int, warmup: int = 50) -> None:
@@ -87,11 +88,11 @@ def train_generator(cfg: RecipeConfig, out_dir: Path, pool: PriorPool) -> Embedd
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     torch.manual_seed(cfg.seed + 1)
     net = EmbeddedGenerator(EmbeddedGeneratorConfig(z_dim=WORLD_DIM, img_resolution=cfg.size))
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.gen_lr, betas=(0.0, 0.99))
     bar = tqdm(range(cfg.gen_steps), desc="generator", dynamic_ncols=True)
     ema = None
     for step in bar:
-        _cosine_lr(opt, cfg.lr, step, cfg.gen_steps)
+        _cosine_lr(opt, cfg.gen_lr, step, cfg.gen_steps)
         z, img = pool.batch(cfg.gen_batch, gen)
         loss = image_loss(net(z), img)
         opt.zero_grad(set_to_none=True)
