@@ -83,6 +83,16 @@ def load_meta(component: str, path: str | Path | None = None) -> dict:
     return dict(_load(component, path).get("meta", {}))
 
 
+def update_meta(component: str, weights_dir: str | Path | None = None, **values) -> None:
+    """Add ``values`` to a shipped weights file's ``meta`` (e.g. the identity net's calibrated threshold)."""
+    path = weights_path(component, weights_dir)
+    blob = _load(component, path)
+    blob["meta"] = {**blob.get("meta", {}), **values}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
 def freeze(module: nn.Module) -> nn.Module:
     module.eval()
     for p in module.parameters():

@@ -14,8 +14,8 @@ from lsi.pretrain.recipe import RecipeConfig, run_recipe
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lsi.pretrain", description=__doc__)
-    p.add_argument("--stages", default="identity,generator,encoder",
-                   help="comma-separated subset of identity,generator,encoder (in that order)")
+    p.add_argument("--stages", default="identity,generator,encoder,joint",
+                   help="comma-separated subset of identity,generator,encoder,joint (in that order)")
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where to write the .pt weights")
     p.add_argument("--evaluate", action="store_true", help="measure quality afterwards (docs/embedded-world.md)")
     for f in fields(RecipeConfig):
@@ -26,8 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     times = run_recipe(cfg, stages, args.out)
     total = time.time() - t0
-    log = {"config": asdict(cfg), "stage_seconds": times, "total_seconds": total}
-    (args.out / "recipe_log.json").write_text(json.dumps(log, indent=2))
+    # stages may be (re)run separately: keep the times of the other stages from the previous log
+    log_path = args.out / "recipe_log.json"
+    previous = json.loads(log_path.read_text()).get("stage_seconds", {}) if log_path.is_file() else {}
+    stage_seconds = {**previous, **times}
+    log = {"config": asdict(cfg), "stage_seconds": stage_seconds, "total_seconds": sum(stage_seconds.values()),
+           "last_invocation_seconds": total}
+    log_path.write_text(json.dumps(log, indent=2))
     print(json.dumps(log, indent=2))
     if args.evaluate:
         from lsi.pretrain.evaluate import evaluate_embedded_world

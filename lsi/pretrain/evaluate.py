@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from datamodules.faces.world import ATTRIBUTE_NAMES
 from datamodules.synthetic import SyntheticFaces
-from lsi.embedded_world import EmbeddedWorld, load_embedded_world
+from lsi.embedded_world import WEIGHTS_DIR, EmbeddedWorld, load_embedded_world, update_meta
 from lsi.metrics import threshold_at_far
 
 
@@ -127,8 +127,13 @@ def save_figures(world: EmbeddedWorld, fig_dir: Path) -> None:
 def evaluate_embedded_world(weights_dir: Path | None = None, report: Path = Path("docs/embedded-world.md"),
                             recipe_log: dict | None = None) -> dict:
     t0 = time.time()
+    log_path = Path(weights_dir or WEIGHTS_DIR) / "recipe_log.json"
+    if recipe_log is None and log_path.is_file():
+        recipe_log = json.loads(log_path.read_text())
     world = load_embedded_world(weights_dir)
     m = measure(world)
+    # the identity match rate of every later evaluation uses this calibrated 1%-FAR threshold
+    update_meta("identity", weights_dir, far1_threshold=m["far1_threshold"])
     save_figures(world, report.parent / "figures")
     m["eval_seconds"] = time.time() - t0
     Path(report.parent / "embedded-world.json").write_text(json.dumps({"metrics": m, "recipe": recipe_log}, indent=2))

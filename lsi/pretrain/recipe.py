@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lsi.embedded_world import freeze, load_generator, load_identity, save_component, weights_path
+from lsi.embedded_world import freeze, load_encoder, load_generator, load_identity, save_component, weights_path
 from lsi.generator.embedded import EmbeddedGenerator, EmbeddedGeneratorConfig
 from lsi.identity import ArcMarginHead, IdentityConfig, IdentityNet
 from lsi.inversion import EncoderConfig, InversionEncoder
@@ -39,6 +39,9 @@ class RecipeConfig:
     enc_image_batch: int = 8  # sub-batch that goes through G for the pixel/identity losses
     lr: float = 2e-3
     gen_lr: float = 4e-3
+    joint_steps: int = 800
+    joint_batch: int = 16
+    joint_lr: float = 1e-3
 
 
 def _cosine_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int, warmup: int = 50) -> None:
@@ -135,14 +138,49 @@ def train_encoder(cfg: RecipeConfig, out_dir: Path, g: EmbeddedGenerator, idnet:
     return freeze(enc)
 
 
+def train_joint(cfg: RecipeConfig, out_dir: Path, g: EmbeddedGenerator, idnet: IdentityNet,
+                enc: InversionEncoder, pool: PriorPool) -> tuple[EmbeddedGenerator, InversionEncoder]:
+    """Autoencoder polish: G's synthesis and E trained together on G(E(I)) ~ I (pixel + identity), while an L1
+    anchor keeps E(I) on the mapping's latent of I and a prior term keeps G(mapping(z)) ~ I (G stays generative)."""
+    gen = torch.Generator().manual_seed(cfg.seed + 3)
+    torch.manual_seed(cfg.seed + 3)
+    for net in (g.synthesis_net, enc):
+        net.train().requires_grad_(True)
+    params = list(g.synthesis_net.parameters()) + list(enc.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.joint_lr, betas=(0.0, 0.99))
+    bar = tqdm(range(cfg.joint_steps), desc="joint G+E polish", dynamic_ncols=True)
+    for step in bar:
+        _cosine_lr(opt, cfg.joint_lr, step, cfg.joint_steps, warmup=20)
+        z, img = pool.batch(cfg.joint_batch, gen)
+        with torch.no_grad():
+            w_true = g.map(z)
+        ws = enc(img) + g.w_avg
+        rec = g.synthesis(torch.cat([ws, w_true[: cfg.joint_batch // 4]]))
+        rec_enc, rec_prior = rec[: len(ws)], rec[len(ws):]
+        loss_img = image_loss(rec_enc, img)
+        loss_prior = image_loss(rec_prior, img[: len(rec_prior)])
+        loss_id = (1 - F.cosine_similarity(idnet(rec_enc), idnet(img), dim=1)).mean()
+        loss = loss_img + 0.5 * loss_prior + 0.5 * loss_id + F.l1_loss(ws, w_true)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 10 == 0:
+            bar.set_postfix(img=f"{loss_img.item():.3f}", prior=f"{loss_prior.item():.3f}", id=f"{loss_id.item():.3f}")
+    save_component(g, g.cfg.to_dict(), out_dir / "embedded_generator.pt",
+                   meta={"steps": cfg.gen_steps, "joint_steps": cfg.joint_steps})
+    save_component(enc, enc.cfg.to_dict(), out_dir / "embedded_encoder.pt",
+                   meta={"steps": cfg.enc_steps, "joint_steps": cfg.joint_steps})
+    return freeze(g), freeze(enc)
+
+
 def run_recipe(cfg: RecipeConfig, stages: list[str], out_dir: Path) -> dict[str, float]:
     """Run the named stages in order; returns seconds per stage."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     out_dir.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
-    idnet = g = pool = None
+    idnet = g = pool = enc = None
     for stage in stages:
-        if stage in ("generator", "encoder") and pool is None:
+        if stage in ("generator", "encoder", "joint") and pool is None:
             pool = PriorPool(cfg.prior_pool, cfg.size, cfg.seed + 10)
         t0 = time.time()
         if stage == "identity":
@@ -152,8 +190,13 @@ def run_recipe(cfg: RecipeConfig, stages: list[str], out_dir: Path) -> dict[str,
         elif stage == "encoder":
             g = g or freeze(load_generator(weights_path("generator", out_dir)))
             idnet = idnet or freeze(load_identity(weights_path("identity", out_dir)))
-            train_encoder(cfg, out_dir, g, idnet, pool)
+            enc = train_encoder(cfg, out_dir, g, idnet, pool)
+        elif stage == "joint":
+            g = g or freeze(load_generator(weights_path("generator", out_dir)))
+            idnet = idnet or freeze(load_identity(weights_path("identity", out_dir)))
+            enc = enc or freeze(load_encoder(weights_path("encoder", out_dir)))
+            g, enc = train_joint(cfg, out_dir, g, idnet, enc, pool)
         else:
-            raise ValueError(f"unknown stage {stage!r}; choose from identity, generator, encoder")
+            raise ValueError(f"unknown stage {stage!r}; choose from identity, generator, encoder, joint")
         times[stage] = time.time() - t0
     return times
