@@ -10,10 +10,10 @@ export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table capture-sim clean
+.PHONY: help setup test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table hardware-e2e clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 setup: ## create .venv and install everything (torch CPU/CUDA wheels from pip, all extras, editable)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,10 +46,13 @@ bench-faces: ## rendering speed of the procedural face world
 	$(BIN)/python scripts/bench_faces.py
 
 bench-masks: ## learned vs random vs Hadamard masks at RATIO=512 -> docs/results.md
-	$(BIN)/python scripts/bench_masks.py
+	$(BIN)/python scripts/bench_masks.py --steps 700
 
 table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
 	$(BIN)/python scripts/make_table.py
+
+hardware-e2e: ## simulated rig end to end: capture 200 scenes with runs/ratio512, test, fine-tune, test -> docs/hardware.md
+	$(BIN)/python scripts/hardware_e2e.py --run runs/ratio$(RATIO) --capture runs/capture$(RATIO)
 
 clean: ## remove runs and caches (keeps .venv and shipped weights)
 	rm -rf runs lightning_logs .pytest_cache

@@ -1,6 +1,6 @@
 """``python -m lsi`` is the ``lsi`` command."""
 
-from lsi.main import main
+from lsi.main import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -24,7 +24,8 @@ class FinalCheckpoint(L.Callback):
         self.checkpoint_name = checkpoint_name
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(Path(trainer.default_root_dir) / self.checkpoint_name)  # collective call
+        # full state (optimizer, loops) so `--ckpt_path` can resume; the file still loads with weights_only=True
+        trainer.save_checkpoint(Path(trainer.default_root_dir) / self.checkpoint_name, weights_only=False)
 
 
 def _finite_or_none(obj):

@@ -40,5 +40,10 @@ def main(args: list[str] | None = None) -> LSICLI:
     )
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """Console-script entry point (``lsi``): run the CLI, return nothing (exit status 0 on success)."""
     main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -257,6 +257,12 @@ class LatentImagingModule(L.LightningModule):
             groups.append({"params": [self.optical.masks], "lr": self.hparams.lr_masks, "name": "masks"})
         return torch.optim.Adam(groups)
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Project the latent masks back into [0, 1]: outside it the straight-through gradient is zero and a
+        # pixel pushed past a bound by momentum would never move again.
+        with torch.no_grad():
+            self.optical.masks.clamp_(0.0, 1.0)
+
     def masks_sha256(self) -> str:
         return hashlib.sha256(self.optical.mask_codes().tobytes()).hexdigest()
 

@@ -45,6 +45,19 @@ def encode_split(world: EmbeddedWorld, split: str, num_identities: int, per_id: 
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+@torch.no_grad()
+def prior_psnr(world: EmbeddedWorld, n: int = 256) -> float:
+    """PSNR of prior samples G(mapping(z(u))) against the renderer's image of the same world latent u."""
+    from datamodules.faces.render import render_faces
+    from datamodules.faces.world import random_world_latent, to_gaussian
+
+    u = random_world_latent(n, torch.Generator().manual_seed(123))
+    g = world.generator
+    sample = g(to_gaussian(u)).clamp(-1, 1)
+    ref = render_faces(u, size=g.img_resolution).image * 2 - 1
+    return float((10 * torch.log10(1 / ((sample - ref) / 2).square().flatten(1).mean(1))).mean())
+
+
 def identification_accuracy(gallery: torch.Tensor, gallery_ids: torch.Tensor, probes: torch.Tensor,
                             probe_ids: torch.Tensor) -> float:
     """Top-1 accuracy of nearest-gallery (cosine) identification."""
@@ -96,6 +109,7 @@ def measure(world: EmbeddedWorld, test_ids: int = 100, per_id: int = 8) -> dict:
     pair_dist = 1 - F.cosine_similarity(test["emb"], test["emb_rec"], dim=1)
     probe_acc = linear_probe(train["ws"], train["attr"], test["ws"], test["attr"])
     return {
+        "prior_psnr_db": prior_psnr(world),
         "test_images": int(len(test["psnr"])),
         "psnr_db": float(test["psnr"].mean()),
         "identity_acc_original": acc_orig,
