@@ -73,7 +73,3 @@ class ArcMarginHead(nn.Module):
         one_hot = F.one_hot(labels, cos.shape[1]).bool()
         return self.scale * torch.where(one_hot, target, cos)
 
-
-def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row-wise ``1 - cos(a_i, b_i)`` for ``[B, E]`` inputs."""
-    return 1.0 - F.cosine_similarity(a, b, dim=1)
