@@ -4,6 +4,7 @@
 * :func:`save_attribute_bars` — Fig. 6: sigmoid of P_A's logits at (two) ratios, overlaid, against ground truth.
 * :func:`save_landmark_overlays` — Fig. 7: P_L's 68 points against the ground truth, per ratio.
 * :func:`save_segmentation_overlays` — Fig. 8: P_S's class map over the image, per ratio, and the ground truth.
+* :func:`save_metric_curves` — Table 1 as curves: each metric against the ratio, ours next to the paper's.
 
 Images are ``[N,3,H,W]`` float in [0,1]; landmarks ``[N,68,2]`` as (x, y) in [0,1] (pixel centre / size);
 class maps ``[N,H,W]`` int64. Per-ratio inputs are mappings ``{ratio: tensor}`` (ratio 512 -> label "1:512";
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 __all__ = ["save_reconstruction_figure", "save_attribute_bars", "save_landmark_overlays",
-           "save_segmentation_overlays", "segmentation_palette", "ratio_label"]
+           "save_segmentation_overlays", "save_metric_curves", "segmentation_palette", "ratio_label"]
 
 #: One colour per CelebAMask-HQ class (0 = background, drawn transparent in overlays).
 _PALETTE = np.array([
@@ -203,4 +204,38 @@ def save_segmentation_overlays(images: torch.Tensor, predictions: Mapping[int | 
         axes[0, c].set_title(label, fontsize=9)
         for r in range(n):
             axes[r, c].imshow(_overlay(imgs[r], maps[r], palette, alpha), interpolation="nearest")
+    return _save(fig, path, dpi)
+
+
+def save_metric_curves(panels: Mapping[str, Mapping[str, Mapping[int, float | None]]], path: str | os.PathLike,
+                       title: str | None = "Table 1 across compression ratios", dpi: int = 100) -> Path:
+    """Table 1 as curves: ``panels[metric][series] = {ratio: value}``, one panel per metric, log2 ratio axis.
+
+    Missing values (``None``/NaN) leave gaps. Series whose label starts with ``"paper"`` are drawn dashed, those
+    starting with ``"constant"`` (a floor such as :mod:`lsi.baselines`) dotted.
+    """
+    if not panels or any(not series for series in panels.values()):
+        raise ValueError("panels must map each metric name to at least one series {label: {ratio: value}}")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.2 * len(panels), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (metric, series) in zip(axes, panels.items()):
+        ratios: set[int] = set()
+        for label, values in series.items():
+            pts = sorted((int(r), float(v)) for r, v in values.items() if v is not None and v == v)
+            if not pts:
+                continue
+            ratios.update(r for r, _ in pts)
+            style = "--" if label.startswith("paper") else ":" if label.startswith("constant") else "-"
+            ax.plot([r for r, _ in pts], [v for _, v in pts], marker="o", markersize=3, linestyle=style,
+                    label=label)
+        ax.set_xscale("log", base=2)
+        ticks = sorted(ratios)
+        ax.set_xticks(ticks, [ratio_label(r) for r in ticks], rotation=60, fontsize=7)
+        ax.set_title(metric, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title)
     return _save(fig, path, dpi)

@@ -11,7 +11,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 
 class LSICLI(LightningCLI):
-    """LightningCLI whose default logging is TensorBoard + CSV under ``trainer.default_root_dir``."""
+    """LightningCLI whose default logging is TensorBoard + CSV under ``<trainer.default_root_dir>/logs/<subcommand>``
+    (one folder per subcommand, so ``lsi test`` beside a training run never overwrites its curves)."""
 
     def _parse_ckpt_path(self) -> None:
         """Keep the configuration the user gave: ``--ckpt_path`` restores weights, it does not rewrite the config
@@ -21,7 +22,9 @@ class LSICLI(LightningCLI):
         cfg = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
         if cfg.get("logger") in (None, True):
             root = str(cfg.get("default_root_dir") or Path.cwd())
-            cfg["logger"] = [TensorBoardLogger(root, name="logs", version=""), CSVLogger(root, name="logs", version="")]
+            version = self.subcommand or "run"
+            cfg["logger"] = [TensorBoardLogger(root, name="logs", version=version),
+                             CSVLogger(root, name="logs", version=version)]
         return super().instantiate_trainer(**kwargs)
 
 

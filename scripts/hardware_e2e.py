@@ -8,7 +8,7 @@ Given a trained run (``make train RATIO=512`` -> ``runs/ratio512/{lsi.ckpt,masks
    -> ``<finetune>/before/metrics.json``; and, as the reference, on the same scenes measured by the model's own
    simulated O (``--data.init_args.with_readings false``) -> ``<finetune>/simulated/metrics.json``;
 3. ``lsi fit -c configs/finetune_measured.yaml`` (masks frozen, D_theta trained on the train split's readings
-   against E(displayed image)) -> ``<finetune>/lsi.ckpt`` and ``logs/checkpoints/best.ckpt`` (skipped when
+   against E(displayed image)) -> ``<finetune>/lsi.ckpt`` and ``logs/fit/checkpoints/best.ckpt`` (skipped when
    ``<finetune>/lsi.ckpt`` exists, unless ``--refit``);
 4. ``lsi test`` of the fine-tuned encoder on the same test split -> ``<finetune>/after/metrics.json``;
 5. ``<finetune>/e2e_results.json`` and the "Results on the simulated rig" section of ``docs/hardware.md``.

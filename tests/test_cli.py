@@ -93,3 +93,16 @@ def test_heads_fit_and_test(fitted_run, tmp_path):
     metrics = cli.trainer.callback_metrics
     for key in ("test/attr_acc", "test/seg_f1", "test/nme"):
         assert key in metrics and torch.isfinite(metrics[key])
+    per_class = {k: float(v) for k, v in metrics.items() if k.startswith("test/seg_f1_class/")}
+    assert "test/seg_f1_class/background" in per_class and all(0 <= v <= 1 for v in per_class.values())
+
+
+def test_each_subcommand_logs_to_its_own_folder(tmp_path):
+    """``lsi test`` beside a training run must not overwrite the run's curves (fast_dev_run disables loggers)."""
+    cfg = ["-c", str(CONFIGS / "lsi_tiny.yaml"), "--trainer.default_root_dir", str(tmp_path),
+           "--trainer.fast_dev_run", "false", "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1"]
+    main(["fit", *cfg, "--trainer.max_steps", "2", "--trainer.log_every_n_steps", "1"])
+    main(["test", *cfg, "--ckpt_path", str(tmp_path / "lsi.ckpt")])
+    assert "train/total" in (tmp_path / "logs" / "fit" / "metrics.csv").read_text().splitlines()[0]
+    assert "test/lat" in (tmp_path / "logs" / "test" / "metrics.csv").read_text().splitlines()[0]
+    assert (tmp_path / "logs" / "fit" / "config.yaml").is_file()

@@ -78,3 +78,13 @@ def test_palette_and_labels():
 def test_bad_image_tensor(tmp_path):
     with pytest.raises(ValueError, match=r"\[N,3,H,W\]"):
         F.save_reconstruction_figure(torch.rand(3, 32, 32), {1: torch.rand(3, 8, 8)}, tmp_path / "x.png")
+
+
+def test_metric_curves_draw_each_panel_and_reject_empty(tmp_path):
+    panels = {"identity (%)": {"ours": {128: 40.0, 512: 30.0, 4096: None}, "paper VGGFace": {128: 92.0, 512: 89.6}},
+              "NME": {"ours": {128: 3.0, 512: 3.5}}}
+    one = _png(F.save_metric_curves({"NME": panels["NME"]}, tmp_path / "one.png"))
+    two = _png(F.save_metric_curves(panels, tmp_path / "two.png"))
+    assert two.shape[1] > one.shape[1] and two.std() > 0
+    with pytest.raises(ValueError, match="at least one series"):
+        F.save_metric_curves({"NME": {}}, tmp_path / "x.png")

@@ -62,7 +62,10 @@ def test_make_table_runs_resumes_and_keeps_other_sections(make_table, tmp_path):
     assert make_table.DISCUSSION_PLACEHOLDER in text and "n/a (not evaluated (--eval-dlib no))" in text
     for name in make_table.FIGURES.values():
         assert (docs / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(json.loads((docs / "table1.json").read_text())["ratios"]) == 2
+    table = json.loads((docs / "table1.json").read_text())
+    assert len(table["ratios"]) == 2
+    assert set(table["constant_predictor"]) == {"attr_acc", "seg_f1", "nme"}       # the floor row
+    assert "| constant predictor | 0 |" in text
 
     # the lead writes the discussion; a rerun resumes every ratio and keeps it
     (docs / "results.md").write_text(text.replace(make_table.DISCUSSION_PLACEHOLDER, "Our discussion."))
@@ -99,3 +102,20 @@ def test_energy_schedule_scales_with_steps(make_table, tmp_path):
     cfg.write_text(yaml.safe_dump({"trainer": {"max_steps": 2500}, "model": {"init_args": {"energy_start_step": 1500}}}))
     assert make_table.scaled_schedule([cfg], 400) == ["--model.init_args.energy_start_step", "240"]
     assert make_table.scaled_schedule([cfg], 2500) == []
+
+
+def test_metric_panels_put_ours_next_to_the_paper(make_table):
+    records = [{"ratio": 512, "metrics": {"test/reconstruction/id_match": 0.455, "test/attr_acc": 0.9,
+                                          "test/seg_f1": 0.6, "test/nme": 3.1, "test/reconstruction/psnr": 19.0}},
+               {"ratio": 8192, "metrics": {"test/reconstruction/id_match": float("nan"), "test/attr_acc": 0.8}}]
+    panels = make_table.metric_panels(records)
+    identity = panels["identity match (%)"]
+    assert identity["ours, embedded net"] == {512: pytest.approx(45.5), 8192: None}
+    assert "ours, Dlib" not in identity                       # not evaluated -> no empty series
+    assert identity["paper, VGGFace"][512] == 89.61 and identity["paper, DLib"][8192] is None
+    assert panels["NME (x100)"]["ours"] == {512: 3.1, 8192: None} and panels["NME (x100)"]["paper"][16384] == 2.47
+    assert panels["attribute accuracy (%)"]["ours"][8192] == pytest.approx(80.0)
+    floored = make_table.metric_panels(records, {"attr_acc": 0.75, "nme": 7.0})
+    assert floored["attribute accuracy (%)"]["constant predictor"] == {512: 75.0, 8192: 75.0}
+    assert floored["NME (x100)"]["constant predictor"] == {512: 7.0, 8192: 7.0}
+    assert "constant predictor" not in floored["segmentation F1 (%)"]
