@@ -12,7 +12,7 @@ Then ``docs/results.md`` gets its "Table 1" section (ours next to the paper's), 
 numbers and ``docs/figures/`` Figs. 4, 6, 7 and 8. The "Mask learning" section (``make bench-masks``) and a
 Discussion already written under Table 1 are kept.
 
-    python scripts/make_table.py [--ratios 128 256 ...] [--steps 400] [--head-steps 150] [--root runs/table]
+    python scripts/make_table.py [--ratios 128 256 ...] [--steps 400] [--head-steps 300] [--root runs/table]
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from datamodules.faces import ATTRIBUTE_NAMES
 from lsi.main import main as lsi
 
 RATIOS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-# Budget: ~65 min for all 8 ratios on 2 CPU cores (OMP_WAIT_POLICY=PASSIVE). Measured per step with batch 32
-# while one other process used a core: LSI 2.3 s (1:128), 0.73 s (1:1024), 0.67 s (1:16384), so ~8 s for one
-# step of every ratio; the three heads 1.0 s; `lsi test` of 400 scenes 26 s (+35 s with Dlib); rendering
-# ~150 scenes/s (each run renders its own training scenes). 400 + 150 steps -> ~65 min on two free cores.
+# Budget, measured on this 2-core CPU machine (OMP_WAIT_POLICY=PASSIVE): 58 min for all 8 ratios with 400 LSI
+# and 150 head steps (LSI fit 3-6 min a ratio, 1:128 slowest; heads ~1 min; `lsi test` with Dlib ~1 min; each
+# run renders its own scenes at ~150/s); the heads at 300 steps take ~5.8 min a ratio including their test.
+# So the defaults (400 + 300) take about 75 min from scratch.
 DEFAULT_STEPS = 400
 DEFAULT_HEAD_STEPS = 300
 LSI_CONFIG = Path("configs/train_embedded.yaml")
@@ -204,8 +204,11 @@ def make_figures(records: list[dict], args: argparse.Namespace) -> dict[str, Pat
     dm = build_datamodule([args.heads_config, *args.heads_extra])
     dm.setup("test")
     batch = next(iter(dm.test_dataloader()))
-    n = min(args.figure_samples, len(batch["image"]))
-    image = batch["image"][:n]
+    ids = batch["identity"].tolist() if "identity" in batch else list(range(len(batch["image"])))
+    pick_rows = [i for i, v in enumerate(ids) if v not in ids[:i]][:args.figure_samples]  # distinct people
+    batch = {k: v[pick_rows] for k, v in batch.items() if isinstance(v, torch.Tensor) and len(v) == len(ids)}
+    n = len(pick_rows)
+    image = batch["image"]
     rec, probs, lmk, seg, inversion = {}, {}, {}, {}, None
     for record in records:
         ratio = record["ratio"]
@@ -349,6 +352,7 @@ def render_section(records: list[dict], settings: dict, reasons: dict[str, str],
                    results_path: Path, wall_seconds: float, discussion: str | None,
                    floor: dict[str, float] | None = None) -> str:
     compute_min = sum(r.get("seconds", 0) for r in records) / 60
+    lsi_min = sum(r.get("lsi_train_seconds") or 0 for r in records) / 60
     n_test = next((int(v) for r in records if (v := _num(r["metrics"], "test/reconstruction/num_images"))), None)
     lines = [
         SECTION_TITLE, "",
@@ -357,7 +361,9 @@ def render_section(records: list[dict], settings: dict, reasons: dict[str, str],
         f"CPU threads): per ratio {settings['steps']} LSI training steps (`{settings['lsi_config']}`), "
         f"{settings['head_steps']} steps for the three heads together (`{settings['heads_config']}`), then `lsi test` "
         f"on the test split ({n_test if n_test is not None else '?'} scenes of identities unseen in training). "
-        f"Training and testing took {compute_min:.0f} min in all (this invocation: {wall_seconds / 60:.0f} min).",
+        f"The LSI fits took {lsi_min:.0f} min in all (their `train_seconds`); the last pass that trained or tested "
+        f"each ratio took {compute_min:.0f} min together (this invocation: {wall_seconds / 60:.0f} min, finished "
+        "ratios resumed).",
         "",
         "Columns: *Identity (embedded)* = share of (scene, reconstruction) pairs that the shipped embedded identity "
         "network accepts at its 1% false-accept threshold; *Dlib* / *VGG-Face* = the paper's face-recognition "
