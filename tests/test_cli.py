@@ -106,3 +106,20 @@ def test_each_subcommand_logs_to_its_own_folder(tmp_path):
     assert "train/total" in (tmp_path / "logs" / "fit" / "metrics.csv").read_text().splitlines()[0]
     assert "test/lat" in (tmp_path / "logs" / "test" / "metrics.csv").read_text().splitlines()[0]
     assert (tmp_path / "logs" / "fit" / "config.yaml").is_file()
+
+
+def test_probe_latent_script_on_a_fitted_run(fitted_run, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("probe_latent", Path(__file__).parents[1] / "scripts/probe_latent.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    out = tmp_path / "probe.json"
+    result = probe.main([str(fitted_run / "lsi.ckpt"), "--train-identities", "4", "--test-identities", "2",
+                         "--json", str(out)])
+    assert result["train_scenes"] == 16 and result["test_scenes"] == 8
+    for key in ("probe_acc_lsi_latent", "probe_acc_inversion_latent", "majority_acc"):
+        assert 0.0 <= result[key] <= 1.0
+    assert json.loads(out.read_text()) == result
+    with pytest.raises(SystemExit):
+        probe.main([str(tmp_path / "missing.ckpt")])
