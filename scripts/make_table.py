@@ -196,13 +196,11 @@ def pick(available: list[int], preferred: tuple[int, ...], count: int) -> list[i
 
 
 @torch.no_grad()
-def make_figures(records: list[dict], args: argparse.Namespace) -> dict[str, Path]:
+def make_figures(records: list[dict], args: argparse.Namespace, dm) -> dict[str, Path]:
     """Figs. 4, 6, 7, 8 from the first ``--figure-samples`` test scenes; returns {figure: path}."""
     from lsi import figures
     from lsi.heads import load_heads, load_lsi
 
-    dm = build_datamodule([args.heads_config, *args.heads_extra])
-    dm.setup("test")
     batch = next(iter(dm.test_dataloader()))
     ids = batch["identity"].tolist() if "identity" in batch else list(range(len(batch["image"])))
     pick_rows = [i for i, v in enumerate(ids) if v not in ids[:i]][:args.figure_samples]  # distinct people
@@ -249,16 +247,13 @@ def _paper_value(cell: str) -> float | None:
     return None if cell == "N/A" else float(cell.rstrip("%"))
 
 
-def baseline_metrics(args: argparse.Namespace, train_batches: int = 16) -> dict[str, float]:
+def baseline_metrics(dm, train_batches: int = 16) -> dict[str, float]:
     """The constant predictors of :mod:`lsi.baselines` (fitted on ``train_batches`` training batches, scored on
-    the whole test split of the heads' datamodule): the floor each head must beat."""
+    the whole test split of the heads' datamodule ``dm``, set up for fit and test): the floor each head must beat."""
     from itertools import islice
 
     from lsi.baselines import constant_predictor_metrics
 
-    dm = build_datamodule([args.heads_config, *args.heads_extra])
-    dm.setup("fit")
-    dm.setup("test")
     return constant_predictor_metrics(islice(dm.train_dataloader(), train_batches), dm.test_dataloader())
 
 
@@ -508,8 +503,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             tqdm.write(f"1:{ratio} ({state}): identity {_pct(_num(m, 'test/reconstruction/id_match'))}, "
                        f"acc {_pct(_num(m, 'test/attr_acc'))}, F1 {_pct(_num(m, 'test/seg_f1'))}, "
                        f"NME {_fmt(_num(m, 'test/nme'))}")
-    floor = baseline_metrics(args)
-    figures = {} if args.no_figures else make_figures(records, args)
+    dm = build_datamodule([args.heads_config, *args.heads_extra])  # one for both: the test scenes render once
+    dm.setup("fit")
+    dm.setup("test")
+    floor = baseline_metrics(dm)
+    figures = {} if args.no_figures else make_figures(records, args, dm)
     if not args.no_figures:
         from lsi.figures import save_metric_curves
 

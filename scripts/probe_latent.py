@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from datamodules import SyntheticFacesDataModule
+from lsi.baselines import constant_predictor_metrics
 from lsi.heads import load_lsi
 from lsi.pretrain.evaluate import linear_probe
 
@@ -49,11 +50,15 @@ def main(argv: list[str] | None = None) -> dict:
     dm.setup("test")
     tr_l, tr_e, tr_y = latents(encoder, dm.train_dataloader(), "train scenes")
     te_l, te_e, te_y = latents(encoder, dm.test_dataloader(), "test scenes")
+    def probe(train_x: torch.Tensor, test_x: torch.Tensor) -> float:
+        torch.manual_seed(0)  # the probe's initialisation: repeatable numbers
+        return float(linear_probe(train_x, tr_y, test_x, te_y).mean())
+
     result = {
         "checkpoint": str(args.checkpoint), "train_scenes": len(tr_y), "test_scenes": len(te_y),
-        "probe_acc_lsi_latent": float(linear_probe(tr_l, tr_y, te_l, te_y).mean()),
-        "probe_acc_inversion_latent": float(linear_probe(tr_e, tr_y, te_e, te_y).mean()),
-        "majority_acc": float(((tr_y.mean(0) > 0.5).float() == te_y).float().mean()),
+        "probe_acc_lsi_latent": probe(tr_l, te_l),
+        "probe_acc_inversion_latent": probe(tr_e, te_e),
+        "majority_acc": constant_predictor_metrics([{"attributes": tr_y}], [{"attributes": te_y}])["attr_acc"],
     }
     print(json.dumps(result, indent=2))
     if args.json:
