@@ -35,24 +35,24 @@ train: ## train O and D_theta on the embedded world: make train RATIO=512 -> run
 	  --trainer.default_root_dir runs/ratio$(RATIO)
 
 pretrain-embedded: ## retrain the shipped embedded G, E and identity net (CPU, <= 45 min) and re-measure them
-	$(BIN)/python -m lsi.pretrain --evaluate
+	$(BIN)/python -m lsi.experiments.pretrain --evaluate
 
 eval-embedded: ## measure the shipped embedded world -> docs/embedded-world.md
-	$(BIN)/python -m lsi.pretrain.evaluate
+	$(BIN)/python -m lsi.experiments.pretrain.evaluate
 
 bench: bench-faces bench-masks ## all benchmarks (reports under docs/)
 
 bench-faces: ## rendering speed of the procedural face world
-	$(BIN)/python scripts/bench_faces.py
+	$(BIN)/python -m lsi.experiments.faces_bench
 
 bench-masks: ## learned vs random vs Hadamard masks at RATIO=512 -> docs/results.md
-	$(BIN)/python scripts/bench_masks.py --steps 700
+	$(BIN)/python -m lsi.experiments.mask_bench --steps 700
 
 table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
-	$(BIN)/python scripts/make_table.py
+	$(BIN)/python -m lsi.experiments.table1
 
 hardware-e2e: ## simulated rig end to end: capture 200 scenes with runs/ratio512, test, fine-tune, test -> docs/hardware.md
-	$(BIN)/python scripts/hardware_e2e.py --run runs/ratio$(RATIO) --capture runs/capture$(RATIO)
+	$(BIN)/python -m lsi.experiments.hardware_e2e --run runs/ratio$(RATIO) --capture runs/capture$(RATIO)
 
 clean: ## remove runs and caches (keeps .venv and shipped weights)
 	rm -rf runs lightning_logs .pytest_cache

@@ -27,16 +27,12 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from lightning.pytorch import LightningDataModule
-from lsi.facetools import CELEBAMASK_CLASSES
 
-ATTRIBUTE_NAMES_CELEBA: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)
+from lsi import images
+from lsi.images import CorruptImageError
+from lsi.labels import CELEBA_ATTRIBUTE_NAMES, CELEBAMASK_CLASSES
+
+ATTRIBUTE_NAMES_CELEBA: tuple[str, ...] = CELEBA_ATTRIBUTE_NAMES
 SEG_CLASSES: tuple[str, ...] = CELEBAMASK_CLASSES
 MASK_PARTS: tuple[str, ...] = SEG_CLASSES[1:]
 UNKNOWN = -1
@@ -52,10 +48,6 @@ LandmarkProvider = Callable[[torch.Tensor], tuple[torch.Tensor, bool]]
 
 class DatasetNotFoundError(FileNotFoundError, ValueError):
     """A dataset folder or file is missing (the message names the dataset, layout and config key)."""
-
-
-class CorruptImageError(ValueError):
-    """An image file exists but cannot be decoded (the message names the file)."""
 
 
 class AnnotationFormatError(ValueError):
@@ -107,15 +99,7 @@ def read_identity_file(path: str | Path) -> dict[str, int]:
 def load_image(path: Path, resolution: int, dataset: str, layout: str) -> torch.Tensor:
     """Decode an image file to ``[3,R,R]`` float [0,1] (bicubic resize); clear errors for missing/corrupt files."""
     _require(path, dataset, layout)
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise CorruptImageError(f"{dataset}: cannot decode image file {path} ({err}); the file is corrupt or "
-                                f"truncated, re-extract it from the original archive.") from err
-    if im.size != (resolution, resolution):
-        im = im.resize((resolution, resolution), Image.BICUBIC)
-    return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+    return torch.from_numpy(images.load_image(path, resolution, center_crop=False, what=dataset))
 
 
 def load_celebamask_segmentation(mask_root: Path, index: int, resolution: int) -> torch.Tensor:

@@ -1,9 +1,9 @@
 """Any folder of face photographs as a dataset with the common item keys (labels unknown).
 
 Useful for evaluating on one's own aligned face crops (e.g. the scenes shown on the rig's monitor). Files are
-found recursively, sorted by relative path; items are ``image [3,R,R]`` float [0,1] plus the unknown-label
-placeholders of :mod:`datamodules.celeba` (attributes/segmentation -1, landmarks NaN, identity -1), ``index``
-and ``path`` (relative path string).
+found recursively (:func:`lsi.images.scan_images`), sorted by relative path; items are ``image [3,R,R]`` float
+[0,1] plus the unknown-label placeholders of :mod:`datamodules.celeba` (attributes/segmentation -1, landmarks NaN,
+identity -1), ``index`` and ``path`` (relative path string).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from datamodules.celeba import DatasetNotFoundError, unknown_labels, load_image
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from datamodules.celeba import DatasetNotFoundError, load_image, unknown_labels
+from lsi.images import IMAGE_EXTENSIONS, scan_images
 
 
 class ImageFolderFaces(Dataset):
@@ -26,8 +25,7 @@ class ImageFolderFaces(Dataset):
         self.layout = f"<root>/**/*{{{','.join(extensions)}}}"
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"image folder {self.root} not found. Expected layout: {self.layout}.")
-        exts = {e.lower() for e in extensions}
-        self.files = sorted(p for p in self.root.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+        self.files = [self.root / rel for rel in scan_images(self.root, extensions)]
         if not self.files:
             raise DatasetNotFoundError(f"image folder {self.root} holds no images. Expected layout: {self.layout}.")
 

@@ -32,10 +32,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hardware.calibration import CORRECTION_MODES, correct, interpolate_references
-from hardware.capture import load_image_file
-from hardware.store import CaptureStore, MaskMismatchError
 from lightning.pytorch import LightningDataModule
+
+from datamodules.synthetic import SyntheticFaces
+from hardware.calibration import CORRECTION_MODES, correct, interpolate_references
+from hardware.store import CaptureStore, MaskMismatchError
+from lsi.images import load_image
+from lsi.physics.mask_files import masks_sha256
 
 __all__ = ["MeasuredDataset", "MeasuredDataModule", "split_of", "COMBINE_MODES"]
 
@@ -113,8 +116,6 @@ class MeasuredDataset(Dataset):
 
     def _embedded(self) -> Any:
         if self._dataset is None:
-            from datamodules.synthetic import SyntheticFaces
-
             s = self.spec
             # cached: fine-tuning revisits every scene once per epoch and rendering costs more than E(image)
             self._dataset = SyntheticFaces(s["split"], s["num_identities"], s["images_per_identity"],
@@ -140,7 +141,7 @@ class MeasuredDataset(Dataset):
             if not path.is_file():
                 raise FileNotFoundError(f"source image {path} of scene {rec.scene_id} not found; pass image_root= "
                                         "pointing at the folder the capture was made from")
-            image = torch.from_numpy(load_image_file(path, self.resolution))
+            image = torch.from_numpy(load_image(path, self.resolution, what=f"scene {rec.scene_id}"))
             item.update(has_attributes=False, has_landmarks=False, has_segmentation=False)
         if image.shape[-1] != self.resolution:
             image = torch.nn.functional.interpolate(image[None], size=(self.resolution, self.resolution),
@@ -190,8 +191,6 @@ class MeasuredDataModule(LightningDataModule):
 
         ``module`` is a ``LatentImagingModule`` or holds one as ``.lsi`` (downstream heads); others pass.
         """
-        from lsi.masks_io import masks_sha256
-
         lsi = module if hasattr(module, "optical") else getattr(module, "lsi", None)
         optical = getattr(lsi, "optical", None)
         if optical is None:

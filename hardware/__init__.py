@@ -10,12 +10,16 @@ Submodules (import what you need; none is imported here so ``import hardware`` s
 * :mod:`hardware.sim`, :mod:`hardware.mock` - simulated rig, recording mocks, fault injection
 * :mod:`hardware.calibration`, :mod:`hardware.timing` - references, drift, saturation; timing model
 * :mod:`hardware.rig` - configuration (``configs/hardware/rig.yaml``, display profiles)
-* :mod:`hardware.store`, :mod:`hardware.capture`, :mod:`hardware.capture_cli` - capture store, loop, CLI
+* :mod:`hardware.store`, :mod:`hardware.capture` - capture store and loop (scenes come from a ``SceneSource``)
+
+The ``lsi-capture`` command lives in :mod:`lsi.cli.capture`: it wires scene sources (image folders, the
+embedded face world of ``datamodules``) into this package, which imports only ``lsi.physics``, ``lsi.labels``
+and ``lsi.images`` from the rest of the project.
 
 See docs/hardware.md.
 """
 
 __all__ = [
-    "bitplanes", "calibration", "capture", "capture_cli", "daq_nidaqmx", "display", "dlpc350", "mock",
+    "bitplanes", "calibration", "capture", "daq_nidaqmx", "display", "dlpc350", "mock",
     "protocols", "rig", "serial_adc", "sim", "store", "timing",
 ]

@@ -122,7 +122,7 @@ def validate_binary_masks(masks: np.ndarray, geometry: DMDGeometry, expected_cou
         raise MaskGeometryError(f"masks must be a [d, H, W] array, got {type(masks).__name__} with shape {shape}")
     if masks.dtype not in (np.uint8, np.bool_):
         raise MaskGeometryError(f"DMD masks must be 1-bit uint8 (0/1), got dtype {masks.dtype}; export them with "
-                                "lsi.masks_io.save_masks(..., bits=1)")
+                                "lsi.physics.mask_files.save_masks(..., bits=1)")
     if tuple(masks.shape[1:]) != tuple(geometry.mask_shape):
         raise MaskGeometryError(
             f"masks are {masks.shape[1]}x{masks.shape[2]} but the rig's DMD region of interest expects "

@@ -21,10 +21,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
-from PIL import Image
+from tqdm import tqdm
 
 from hardware.bitplanes import PLANES_PER_FRAME, pack_masks, pack_planes, validate_binary_masks
 from hardware.calibration import (
@@ -38,21 +38,18 @@ from hardware.protocols import DMD, Detector, DetectorTimeoutError, HardwareErro
 from hardware.rig import DisplayProfile, RigConfig
 from hardware.store import CaptureRecord, CaptureStore
 from hardware.timing import TimingModel
+from lsi.images import IMAGE_EXTENSIONS, load_image, scan_images
 
 __all__ = [
     "Scene",
+    "SceneSource",
     "ImageFolderScenes",
-    "EmbeddedScenes",
-    "load_image_file",
     "CaptureAborted",
     "CaptureSummary",
     "CaptureSession",
     "timing_for",
     "measure_latency",
-    "IMAGE_EXTENSIONS",
 ]
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class CaptureAborted(RuntimeError):
@@ -70,17 +67,17 @@ class Scene:
     load: Callable[[], np.ndarray]
 
 
-def load_image_file(path: str | Path, resolution: int = 256) -> np.ndarray:
-    """Load an image, centre-crop it to a square, resize to ``resolution``: ``[3, R, R]`` float32 in [0, 1]."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        s = min(w, h)
-        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        if s != resolution:
-            im = im.resize((resolution, resolution), Image.BICUBIC)
-        arr = np.asarray(im, dtype=np.float32) / 255.0
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+@runtime_checkable
+class SceneSource(Protocol):
+    """What a capture takes: ``len(source)``, ``source[i] -> Scene`` (``IndexError`` past the end) and ``spec``,
+    a JSON-able description recorded in the store's manifest. :class:`ImageFolderScenes` is one; sources that
+    need a dataset (e.g. the embedded face world, ``datamodules.scenes.EmbeddedScenes``) live with the data."""
+
+    spec: dict[str, Any]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> Scene: ...
 
 
 class ImageFolderScenes(Sequence[Scene]):
@@ -90,8 +87,7 @@ class ImageFolderScenes(Sequence[Scene]):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise ValueError(f"--images {str(root)!r} is not a directory")
-        files = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = scan_images(self.root)
         if not files:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(self.root)!r}")
         if count is not None:
@@ -106,37 +102,7 @@ class ImageFolderScenes(Sequence[Scene]):
 
     def __getitem__(self, i: int) -> Scene:  # type: ignore[override]
         rel = self.files[i]
-        return Scene(i, rel, {"path": rel}, lambda: load_image_file(self.root / rel, self.resolution))
-
-
-class EmbeddedScenes(Sequence[Scene]):
-    """Scenes from the embedded procedural face world (``datamodules.synthetic.SyntheticFaces``)."""
-
-    def __init__(self, split: str = "test", count: int | None = None, num_identities: int = 100,
-                 images_per_identity: int = 10, resolution: int = 256, seed: int = 0) -> None:
-        from datamodules.synthetic import SyntheticFaces
-
-        self.dataset = SyntheticFaces(split, num_identities, images_per_identity, resolution=resolution, seed=seed)
-        n = len(self.dataset)
-        if count is not None and count > n:
-            raise ValueError(f"--count {count} but the embedded {split!r} split has {n} images "
-                             f"({num_identities} identities x {images_per_identity}); raise --identities")
-        self.count = n if count is None else count
-        self.spec = {"split": split, "num_identities": num_identities, "images_per_identity": images_per_identity,
-                     "resolution": resolution, "seed": seed, "count": self.count}
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, i: int) -> Scene:  # type: ignore[override]
-        if not 0 <= i < self.count:
-            raise IndexError(i)
-        split = self.spec["split"]
-
-        def load() -> np.ndarray:
-            return np.asarray(self.dataset[i]["image"], dtype=np.float32)
-
-        return Scene(i, f"embedded/{split}/{i:06d}", {"dataset": "embedded", "split": split, "index": i}, load)
+        return Scene(i, rel, {"path": rel}, lambda: load_image(self.root / rel, self.resolution, what="--images"))
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -265,10 +231,8 @@ class CaptureSession:
             refs.append(self._attempt(lambda: self.reference("after"), scene, "reference after", summary)[0])
         return CaptureRecord(scene.scene_id, scene.key, scene.source, readings, inv, refs, times, frac, attempts)
 
-    def run(self, scenes: Sequence[Scene], progress: bool = True) -> CaptureSummary:
+    def run(self, scenes: SceneSource, progress: bool = True) -> CaptureSummary:
         """Capture every scene without a record; returns a summary. The DMD is stopped on exit."""
-        from tqdm import tqdm
-
         t_start = time.monotonic()
         todo = [s for s in scenes if not self.store.has(s.scene_id)]
         summary = CaptureSummary(skipped=len(scenes) - len(todo))

@@ -147,7 +147,7 @@ class CalibrationConfig:
 
 @dataclass
 class SimNoiseConfig:
-    """Arguments of :class:`lsi.noise.NoiseModel` for the simulated detector."""
+    """Arguments of :class:`lsi.physics.noise.NoiseModel` for the simulated detector."""
 
     photons_full_scale: float = 2.0e5
     read_noise: float = 5.0e-4

@@ -1,6 +1,6 @@
 """Simulated rig: scene display, DMD and detector sharing one simulated optical path.
 
-Path model (normalised reading units, as the optical encoder ``lsi.optical``):
+Path model (normalised reading units, as the optical encoder ``lsi.physics.operator``):
 
 1. the scene window is rendered exactly as on the real monitor (profile gamma encoding, placement); the
    simulated monitor emits ``(v / 255) ** monitor_gamma`` per channel;
@@ -9,9 +9,10 @@ Path model (normalised reading units, as the optical encoder ``lsi.optical``):
    mask pixels); light outside the ROI is stopped by the field stop;
 3. the DMD receives packed frames through its (offscreen) HDMI presenter; bit planes are unpacked and
    block-averaged back onto the mask grid, so packing errors show up in the readings;
-4. each pattern integrates ``mean((leak + (1 - leak) * m) * E)`` - off mirrors leak ``leak`` of the light;
+4. each pattern integrates ``mean((leak + (1 - leak) * m) * E)`` (:func:`lsi.physics.operator.measure`) - off
+   mirrors leak ``leak`` of the light;
 5. source drift multiplies the light by ``1 + drift_per_acquisition * k`` for the ``k``-th acquisition;
-6. :class:`lsi.noise.NoiseModel` (``differentiable=False``: exact Poisson) adds shot noise, read noise,
+6. :class:`lsi.physics.noise.NoiseModel` (``differentiable=False``: exact Poisson) adds shot noise, read noise,
    dark offset, ambient light and the ADC - the same noise model as training.
 
 An all-white scene through an all-on mask therefore reads ~1 before the dark offset and ambient term.
@@ -33,7 +34,8 @@ from hardware.display import OffscreenDisplay
 from hardware.protocols import DetectorTimeoutError, HardwareError
 from hardware.rig import DisplayProfile, RigConfig, SimConfig
 from hardware.timing import check_exposure
-from lsi.noise import NoiseModel
+from lsi.physics.noise import NoiseModel
+from lsi.physics.operator import measure
 
 __all__ = ["OpticalPath", "SimDMD", "SimDetector", "SimSceneDisplay", "SimRig", "build_sim_rig", "frames_to_masks"]
 
@@ -103,12 +105,15 @@ class OpticalPath:
         self._stream = []
 
     def clean_readings(self, masks: np.ndarray) -> np.ndarray:
-        """Noise-free readings ``[n]`` for effective masks ``[n, H, W]`` under the current irradiance."""
+        """Noise-free readings ``[n]`` for effective masks ``[n, H, W]`` under the current irradiance.
+
+        The measurement rule is :func:`lsi.physics.operator.measure` (the optical encoder's ``A``); off mirrors
+        add ``leak`` of the light, i.e. the patterns are ``leak + (1 - leak) * m`` (linear, so split in two).
+        """
         leak = self.sim.leak
-        flat = masks.reshape(masks.shape[0], -1)
-        e = self.irradiance.reshape(-1)
-        on = (flat @ e.astype(flat.dtype)).astype(np.float64)  # float32 BLAS; ~1e-6 relative error
-        return (leak * e.sum() + (1.0 - leak) * on) / e.size
+        scene = torch.from_numpy(self.irradiance.astype(masks.dtype))[None, None]  # [1, 1, H, W]
+        on = measure(torch.from_numpy(masks), scene)[0].double().numpy()  # float32 matmul; ~1e-6 relative error
+        return leak * self.irradiance.mean() + (1.0 - leak) * on
 
     def collect(self) -> np.ndarray:
         """Noisy readings of the armed acquisition; DetectorTimeoutError when too few patterns were shown."""

@@ -1,6 +1,6 @@
 """``python -m lsi`` is the ``lsi`` command."""
 
-from lsi.main import entry
+from lsi.cli.main import entry
 
 if __name__ == "__main__":
     entry()

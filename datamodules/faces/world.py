@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from lsi.labels import CELEBAMASK_CLASSES, EMBEDDED_ATTRIBUTE_NAMES
+
 IDENTITY_NAMES: tuple[str, ...] = (
     "sex", "age", "face_width", "face_height", "jaw_taper", "skin_tone", "skin_warmth", "eye_color",
     "eye_size", "eye_spacing", "eye_height", "eye_tilt", "brow_thickness", "brow_height", "brow_arch",
@@ -35,18 +37,10 @@ IDENTITY_INDEX: tuple[int, ...] = tuple(range(len(IDENTITY_NAMES)))
 NUISANCE_INDEX: tuple[int, ...] = tuple(range(len(IDENTITY_NAMES), WORLD_DIM))
 _IX = {name: i for i, name in enumerate(LATENT_NAMES)}
 
-ATTRIBUTE_NAMES: tuple[str, ...] = (
-    "Male", "Young", "Smiling", "Eyeglasses", "No_Beard", "Mustache", "Bald", "Bangs", "Black_Hair",
-    "Blond_Hair", "Brown_Hair", "Gray_Hair", "Mouth_Slightly_Open", "Wearing_Hat", "Pale_Skin",
-    "Wearing_Earrings", "Wearing_Necklace", "Wearing_Lipstick", "Big_Nose", "Big_Lips", "Bushy_Eyebrows",
-)
+ATTRIBUTE_NAMES: tuple[str, ...] = EMBEDDED_ATTRIBUTE_NAMES
 
-# CelebAMask-HQ classes. Convention here: ``l_*`` is the part on the image-left side (the eye whose iBUG
-# landmarks are 36-41), ``r_*`` the image-right one; ``ear_r`` = earring, ``neck_l`` = necklace.
-SEG_CLASSES: tuple[str, ...] = (
-    "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth",
-    "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
-)
+# CelebAMask-HQ classes (lsi.labels states the l_/r_ convention).
+SEG_CLASSES: tuple[str, ...] = CELEBAMASK_CLASSES
 SEG = {name: i for i, name in enumerate(SEG_CLASSES)}
 
 HAIR_STYLES: tuple[str, ...] = ("bald", "short", "medium", "long")

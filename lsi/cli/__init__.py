@@ -1,0 +1,1 @@
+"""Command-line entry points: ``lsi`` (:mod:`lsi.cli.main`) and ``lsi-capture`` (:mod:`lsi.cli.capture`)."""
