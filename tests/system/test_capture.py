@@ -1,0 +1,361 @@
+"""Capture loop, store and CLI on the simulated and mock rigs: fault injection, SIGKILL + resume, refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from hardware.calibration import NaNReadingError, SaturationError
+from hardware.capture import CaptureAborted, CaptureSession, ImageFolderScenes
+from hardware.mock import FaultInjector, InjectedFault, MockDetector, MockDMD, MockSceneDisplay
+from hardware.protocols import DetectorTimeoutError, HardwareError
+from hardware.rig import RigConfig, SimNoiseConfig, load_display_profile, load_rig, rig_to_dict
+from hardware.sim import build_sim_rig
+from hardware.store import (
+    CaptureManifest,
+    CaptureRecord,
+    CaptureStore,
+    DuplicateRecordError,
+    MaskInfo,
+    MaskMismatchError,
+    SceneSetInfo,
+    StoreError,
+    StoreLockedError,
+    TimingInfo,
+)
+from lsi.cli.capture import main
+from lsi.physics.mask_files import save_masks
+from lsi.physics.operator import measure
+
+ROOT = Path(__file__).resolve().parents[2]
+D, GRID = 20, 32
+
+
+def small_rig(**calibration) -> RigConfig:
+    rig = RigConfig()
+    rig.dmd.roi.mask_shape = (GRID, GRID)
+    rig.dmd.roi.scale = (4, 8)
+    rig.calibration = dataclasses.replace(rig.calibration, **calibration)
+    rig.sim.noise = SimNoiseConfig(photons_full_scale=1e6, read_noise=1e-4, adc_bits=16, full_scale=2.0,
+                                   dark_offset=0.01, ambient=0.0)
+    return rig
+
+
+def write_rig(tmp_path: Path, rig: RigConfig) -> Path:
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump(rig_to_dict(rig)))
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = (rng.random((D, GRID, GRID)) > 0.5).astype(np.uint8)
+    order = [int(i) for i in rng.permutation(D)]
+    save_masks(tmp_path / "masks.npy", masks, ratio=GRID * GRID // D, bits=1, order=order)
+    img_dir = tmp_path / "imgs"
+    img_dir.mkdir()
+    for i in range(8):
+        Image.fromarray((rng.random((GRID, GRID, 3)) * 255).astype(np.uint8)).save(img_dir / f"face{i:02d}.png")
+    return {"masks": masks, "order": order, "masks_path": tmp_path / "masks.npy", "images": img_dir}
+
+
+def manifest_for(masks: np.ndarray, order: list[int], rig: RigConfig, scenes: ImageFolderScenes,
+                 sha: str = "a" * 64, complementary: bool = False) -> CaptureManifest:
+    return CaptureManifest(
+        masks=MaskInfo(sha, masks.shape[0], GRID, GRID, 1, GRID * GRID // D, order),
+        timing=TimingInfo(347, 347, 120, 2881.8, D, 1, 0.0, 0.0, 0, 0.01),
+        scenes=SceneSetInfo("images", len(scenes), scenes.spec), complementary=complementary, calibration={},
+        devices={}, detector_gain_db=40, display_profile={}, dmd_profile={}, frame_map={}, plane_names=[],
+        rig=rig_to_dict(rig), simulated=True)
+
+
+def sim_session(rig, data, store, wrap=None):
+    sim = build_sim_rig(rig, load_display_profile("sim"), load_display_profile("dmd_hdmi"))
+    dmd, det, disp = sim.dmd, sim.detector, sim.scene_display
+    if wrap is not None:
+        dmd, det, disp = wrap(dmd, det, disp)
+    return CaptureSession(rig, data["masks"], data["order"], dmd, det, disp, store, sleep=lambda s: None)
+
+
+def ideal(masks: np.ndarray, img: np.ndarray) -> np.ndarray:
+    """Noiseless readings ``[d]`` of ``img [3,H,W]`` through ``masks [d,H,W]``: the measurement operator itself."""
+    return measure(torch.from_numpy(masks), torch.from_numpy(img)[None].double())[0].numpy()
+
+
+def check_complete(out: Path, n_scenes: int) -> CaptureStore:
+    store = CaptureStore.open(out)
+    assert store.scene_ids() == list(range(n_scenes))
+    assert store.verify() == []
+    names = sorted(p.name for p in (out / "records").iterdir())
+    assert names == [f"scene-{i:07d}.npz" for i in range(n_scenes)]  # no duplicates, no leftovers
+    for rec in store.records():
+        assert np.isfinite(rec.readings).all() and rec.readings.shape == (D,)
+    return store
+
+
+def test_session_readings_match_the_encoder(tmp_path, data):
+    rig = small_rig()
+    scenes = ImageFolderScenes(data["images"], resolution=GRID)
+    with CaptureStore.open_for_writing(tmp_path / "out", manifest_for(data["masks"], data["order"], rig, scenes),
+                                       resume=False) as store:
+        summary = sim_session(rig, data, store).run(scenes, progress=False)
+    assert summary.written == list(range(8)) and summary.skipped == 0
+    store = check_complete(tmp_path / "out", 8)
+    rec = store.read(3)
+    assert rec.source == {"path": "face03.png"} and [r.role for r in rec.references] == ["before", "after"]
+    ref = rec.references[0]
+    assert ref.white == pytest.approx(1.01, abs=5e-3)
+    assert ref.dark == pytest.approx(0.01 + rig.sim.leak, abs=2e-4)  # offset + off-mirror leak
+    img = scenes[3].load()
+    y = (rec.readings - ref.dark) / (ref.white - ref.dark)  # mask-index order despite the display order
+    np.testing.assert_allclose(y, ideal(data["masks"], img), atol=0.01)
+    assert rec.timestamps["acquire_start"] <= rec.timestamps["acquire_end"]
+    assert [e["event"] for e in map(json.loads, (tmp_path / "out" / "events.jsonl").read_text().splitlines())] == \
+        ["session_start", "session_end"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_faults_then_resume(tmp_path, data, seed):
+    rig = small_rig(every=3, position="both")
+    scenes = ImageFolderScenes(data["images"], resolution=GRID)
+    man = manifest_for(data["masks"], data["order"], rig, scenes)
+    out = tmp_path / "out"
+
+    attempts = 0
+
+    kinds = [lambda m: InjectedFault(f"USB error in {m}"), lambda m: KeyboardInterrupt(),
+             lambda m: DetectorTimeoutError(f"DAQ timeout in {m}")]
+
+    def faulty(dmd, det, disp):  # a new, seed-determined fault pattern on every attempt
+        s = 1000 * seed + 10 * attempts
+        pick = np.random.default_rng(s)
+        exc = lambda m: kinds[int(pick.integers(3))](m)  # noqa: E731
+        return (FaultInjector(dmd, ("present", "start"), 0.08, s, exc),
+                FaultInjector(det, ("arm", "read"), 0.08, s + 1, exc),
+                FaultInjector(disp, ("show",), 0.08, s + 2, exc))
+
+    while True:
+        attempts += 1
+        assert attempts < 60, "capture never completed"
+        with CaptureStore.open_for_writing(out, man, resume=attempts > 1) as store:
+            if attempts % 4 == 0:  # also a crash inside the atomic write, after the temp file exists
+                real = store._atomic_write
+
+                def crash(path, blob, exclusive=False, _real=real):
+                    tmp = path.parent / f".tmp-{path.name}-crash"
+                    tmp.write_bytes(blob[: len(blob) // 2])
+                    raise InjectedFault("crash while writing")
+
+                store._atomic_write = crash
+            try:
+                sim_session(rig, data, store, faulty).run(scenes, progress=False)
+                if attempts % 4 != 0:
+                    break
+            except (HardwareError, KeyboardInterrupt, CaptureAborted):  # USB error, Ctrl-C, DAQ timeout
+                continue
+    assert attempts > 1  # faults did happen
+    check_complete(out, len(scenes))
+    events = [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()]
+    assert "session_stopped" in events and events[-1] == "session_end"
+    stops = [json.loads(line).get("error", "") for line in (out / "events.jsonl").read_text().splitlines()]
+    assert any("KeyboardInterrupt" in e for e in stops) or any("CaptureAborted" in e for e in stops)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume(tmp_path, data):
+    rig = small_rig(every=1, position="before")
+    rig_path = write_rig(tmp_path, rig)
+    slow = tmp_path / "slow.yaml"  # the killed run waits 0.15 s per display change, so it is killed mid-run
+    slow.write_text(yaml.safe_dump({**rig_to_dict(load_display_profile("sim")), "settle_s": 0.15, "name": "slow"}))
+    out = tmp_path / "out"
+    args = ["--masks", str(data["masks_path"]), "--images", str(data["images"]), "--rig", str(rig_path),
+            "--display", str(slow), "--out", str(out), "--simulate", "--resolution", str(GRID), "--no-progress"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "lsi.cli.capture", *args, "--sim-realtime"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(out.glob("records/scene-*.npz"))) >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    done = CaptureStore.open(out).scene_ids()
+    assert 2 <= len(done) < 8
+    (out / "records" / ".tmp-scene-0000007.npz-123-deadbeef").write_bytes(b"PK\x03\x04 half")  # torn write
+    assert main(args) == 1  # without --resume the existing capture is refused
+    assert main(args + ["--resume"]) == 0
+    store = check_complete(out, 8)
+    for sid in done:  # records from before the kill are untouched
+        assert store.read(sid).timestamps["show"] < store.read(max(done) + 1).timestamps["show"]
+
+
+def test_refusals_by_the_cli(tmp_path, data, capsys):
+    rig = small_rig()
+    rig_path = write_rig(tmp_path, rig)
+    base = ["--images", str(data["images"]), "--rig", str(rig_path), "--display", "sim", "--simulate",
+            "--resolution", str(GRID), "--no-progress"]
+    # masks of the wrong size for the rig's ROI
+    save_masks(tmp_path / "big.npy", np.zeros((4, 64, 64), np.uint8), ratio=1024, bits=1)
+    assert main(["--masks", str(tmp_path / "big.npy"), "--out", str(tmp_path / "o1"), *base]) == 1
+    assert "32x32" in capsys.readouterr().err
+    # multi-bit masks
+    save_masks(tmp_path / "gray.npy", np.full((4, GRID, GRID), 3, np.uint8), ratio=256, bits=2)
+    assert main(["--masks", str(tmp_path / "gray.npy"), "--out", str(tmp_path / "o2"), *base]) == 1
+    assert "1-bit" in capsys.readouterr().err
+    # wrong count for a rig that pins it
+    rig.dmd.expected_masks = 16
+    pinned = write_rig(tmp_path / "", rig)
+    args = ["--masks", str(data["masks_path"]), "--out", str(tmp_path / "o3"), *base]
+    args[args.index(str(rig_path))] = str(pinned)
+    assert main(args) == 1 and "expects 16" in capsys.readouterr().err
+    # a capture with other masks in the output directory
+    rig.dmd.expected_masks = None
+    write_rig(tmp_path, rig)
+    out = tmp_path / "o4"
+    assert main(["--masks", str(data["masks_path"]), "--out", str(out), "--count", "2", *base]) == 0
+    save_masks(tmp_path / "other.npy", 1 - data["masks"], ratio=GRID * GRID // D, bits=1)
+    assert main(["--masks", str(tmp_path / "other.npy"), "--out", str(out), "--count", "2", "--resume", *base]) == 1
+    assert "different masks" in capsys.readouterr().err
+    # a different scene set cannot be resumed into the same directory
+    assert main(["--masks", str(data["masks_path"]), "--out", str(out), "--count", "3", "--resume", *base]) == 1
+    assert "scene set" in capsys.readouterr().err
+    # a foreign non-empty directory
+    (tmp_path / "o5").mkdir()
+    (tmp_path / "o5" / "notes.txt").write_text("x")
+    assert main(["--masks", str(data["masks_path"]), "--out", str(tmp_path / "o5"), *base]) == 1
+    assert "not empty" in capsys.readouterr().err
+
+
+def mock_session(tmp_path, data, values, **calibration):
+    rig = small_rig(**calibration)
+    scenes = ImageFolderScenes(data["images"], count=3, resolution=GRID)
+    store = CaptureStore.open_for_writing(tmp_path / "m", manifest_for(data["masks"], data["order"], rig, scenes,
+                                          complementary=rig.calibration.complementary), resume=True)
+    det = MockDetector(values, full_scale=1.0)
+    sess = CaptureSession(rig, data["masks"], data["order"], MockDMD(rig.dmd.geometry()), det, MockSceneDisplay(),
+                          store, sleep=lambda s: None)
+    return sess, scenes, store, det
+
+
+def test_nan_and_saturation_are_refused(tmp_path, data):
+    calls = {"n": 0}
+
+    def nan_on_second_scene(n):
+        calls["n"] += 1
+        y = np.full(n, 0.3)
+        if n == D and calls["n"] > 1:
+            y[5] = np.nan
+        return y
+
+    sess, scenes, store, _ = mock_session(tmp_path, data, nan_on_second_scene, every=0)
+    with pytest.raises(CaptureAborted, match="scene 1.*measurement failed.*NaN") as err:
+        sess.run(scenes, progress=False)
+    assert isinstance(err.value.__cause__, NaNReadingError)
+    assert store.scene_ids() == [0]  # the bad scene was not written
+    store.close()
+
+    sat = lambda n: np.where(np.arange(n) < 3, 1.0, 0.2)  # noqa: E731  3 of d at full scale
+    sess, scenes, store, _ = mock_session(tmp_path / "s", data, sat, every=0, max_saturated_fraction=0.1)
+    with pytest.raises(CaptureAborted) as err:
+        sess.run(scenes, progress=False)
+    assert isinstance(err.value.__cause__, SaturationError) and "15.0% of readings are saturated" in str(err.value)
+    store.close()
+    sess, scenes, store, _ = mock_session(tmp_path / "s2", data, sat, every=0, max_saturated_fraction=0.2)
+    sess.run(scenes, progress=False)
+    assert store.read(0).saturated_fraction == pytest.approx(0.15)
+    store.close()
+
+
+def test_retry_recovers_from_transient_errors(tmp_path, data):
+    calls = {"n": 0}
+
+    def flaky(n):
+        calls["n"] += 1
+        return np.full(n, np.nan) if calls["n"] in (2, 4) else np.full(n, 0.3)
+
+    sess, scenes, store, det = mock_session(tmp_path, data, flaky, every=0, on_error="retry", max_retries=1)
+    summary = sess.run(scenes, progress=False)
+    assert summary.retries == 2 and store.scene_ids() == [0, 1, 2]
+    assert [store.read(i).attempts for i in range(3)] == [1, 2, 2]
+
+
+def test_complementary_sequence_and_latency(tmp_path, data):
+    seq = lambda n: np.arange(n, dtype=float) / 1000  # noqa: E731  value = position in the sequence
+    sess, scenes, store, det = mock_session(tmp_path, data, seq, every=0, complementary=True)
+    sess.rig.dmd.latency_frames = 0
+    sess.run(scenes, progress=False)
+    arms = [c[1][0] for c in det.calls if c[0] == "arm"]
+    assert arms == [2 * D] * 3
+    rec = store.read(0)
+    pos = np.empty(D, int)
+    pos[data["order"]] = np.arange(D)  # display position of each mask
+    np.testing.assert_allclose(rec.readings, 2 * pos / 1000)
+    np.testing.assert_allclose(rec.readings_inv, (2 * pos + 1) / 1000)
+    store.close()
+
+
+def test_store_is_append_only_and_locked(tmp_path, data):
+    rig = small_rig()
+    scenes = ImageFolderScenes(data["images"], resolution=GRID)
+    man = manifest_for(data["masks"], data["order"], rig, scenes)
+    with CaptureStore.open_for_writing(tmp_path / "s", man, resume=False) as store:
+        rec = CaptureRecord(0, "k", {"path": "x"}, np.zeros(D))
+        store.write(rec)
+        with pytest.raises(DuplicateRecordError):
+            store.write(rec)
+        with pytest.raises(StoreLockedError):
+            CaptureStore.open_for_writing(tmp_path / "s", man, resume=True)
+        with pytest.raises(StoreError, match="match the manifest"):
+            store.write(CaptureRecord(1, "k", {}, np.zeros(D + 1)))
+    with pytest.raises(MaskMismatchError):
+        CaptureStore.open_for_writing(tmp_path / "s", manifest_for(data["masks"], data["order"], rig, scenes, "b" * 64),
+                                      resume=True)
+    (tmp_path / "s" / "records" / "scene-0000001.npz").write_bytes(b"not a zip")
+    assert "unreadable" in CaptureStore.open(tmp_path / "s").verify()[0]
+
+
+def test_plan_prints_rates(tmp_path, data, capsys):
+    rig_path = write_rig(tmp_path, small_rig())
+    assert main(["--masks", str(data["masks_path"]), "--rig", str(rig_path), "--display", "sim", "--images",
+                 str(data["images"]), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "2,881.8 patterns/s" in out and "total for 8 scenes" in out and "20 in 1 frame(s)" in out
+    assert load_rig(rig_path).dmd.roi.mask_shape == (GRID, GRID)
+
+
+@pytest.mark.parametrize("latency", [0, 2])
+def test_check_sync_finds_the_latency(tmp_path, capsys, latency):
+    rig = small_rig()
+    rig.dmd.latency_frames = latency  # the simulator delays frames by this much
+    rig_path = write_rig(tmp_path, rig)
+    assert main(["--check-sync", "--rig", str(rig_path), "--display", "sim", "--simulate"]) == 0
+    assert f"set dmd.latency_frames: {latency}" in capsys.readouterr().out
+
+
+def test_interrupt_exit_code(tmp_path, data, monkeypatch, capsys):
+    rig_path = write_rig(tmp_path, small_rig())
+
+    def interrupted(self, scenes, progress=True):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CaptureSession, "run", interrupted)
+    assert main(["--masks", str(data["masks_path"]), "--images", str(data["images"]), "--rig", str(rig_path),
+                 "--display", "sim", "--out", str(tmp_path / "o"), "--simulate", "--resolution", str(GRID)]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert main(["--images", str(data["images"]), "--rig", str(rig_path), "--simulate"]) == 1
+    assert "--masks is required" in capsys.readouterr().err
