@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table hardware-e2e clean
+.PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table hardware-e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -21,6 +21,13 @@ setup: ## create .venv and install everything (torch CPU/CUDA wheels from pip, a
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -e ".[hardware,eval,dev]"
 	$(BIN)/python -c "import lsi, datamodules, hardware; print('lsi installed')"
+
+lint: ## ruff check (rules in pyproject.toml); must pass before make test
+	$(BIN)/ruff check .
+
+format: ## apply ruff's safe fixes (import order, modern syntax), then ruff format on the files you name: make format FILES=lsi/x.py
+	$(BIN)/ruff check --fix .
+	$(if $(FILES),$(BIN)/ruff format $(FILES),@echo "ruff format not applied to the whole tree; pass FILES=... to format files")
 
 test: ## fast test suite (no slow, no real-hardware tests)
 	$(BIN)/python -m pytest -m "not slow and not hardware" -q

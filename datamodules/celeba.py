@@ -18,15 +18,14 @@ and ``has_landmarks`` flags. Unknown labels are marked, never invented: attribut
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
+from lightning.pytorch import LightningDataModule
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
-
-from lightning.pytorch import LightningDataModule
 
 from lsi import images
 from lsi.images import CorruptImageError

@@ -30,9 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-
 from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
 
 from datamodules.synthetic import SyntheticFaces
 from hardware.calibration import CORRECTION_MODES, correct, interpolate_references

@@ -7,7 +7,7 @@ reads back to re-render each scene's image and labels when a store is replayed.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

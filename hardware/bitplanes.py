@@ -94,7 +94,7 @@ class DMDGeometry:
 
     @classmethod
     def centred(cls, scale: tuple[int, int] = (2, 4), mask_shape: tuple[int, int] = (256, 256),
-                width: int = DMD_WIDTH, height: int = DMD_HEIGHT) -> "DMDGeometry":
+                width: int = DMD_WIDTH, height: int = DMD_HEIGHT) -> DMDGeometry:
         """ROI centred on the mirror array."""
         x0 = (width - mask_shape[1] * scale[0]) // 2
         y0 = (height - mask_shape[0] * scale[1]) // 2

@@ -18,7 +18,8 @@ docs/hardware.md for vsync-locked alternatives.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image

@@ -151,8 +151,8 @@ class DLPC350DMD:
         if self.lcr is not None:
             return
         try:
-            import usb.core
             import pycrafter4500
+            import usb.core
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"the DLPC350 backend needs pyusb and pycrafter4500 ({exc}); install with "
@@ -292,7 +292,7 @@ class DLPC350DMD:
                 self._device = None
             self.lcr = None
 
-    def __enter__(self) -> "DLPC350DMD":
+    def __enter__(self) -> DLPC350DMD:
         self.open()
         return self
 

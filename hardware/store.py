@@ -145,7 +145,7 @@ class CaptureManifest:
         return json.dumps(asdict(self), indent=1, sort_keys=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "CaptureManifest":
+    def from_json(cls, text: str) -> CaptureManifest:
         try:
             data = json.loads(text)
             if data.get("schema") != SCHEMA:
@@ -157,7 +157,7 @@ class CaptureManifest:
         except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
             raise StoreError(f"manifest.json is malformed: {exc}") from exc
 
-    def check_resumable(self, new: "CaptureManifest") -> None:
+    def check_resumable(self, new: CaptureManifest) -> None:
         """Raise unless ``new`` describes the same capture (masks, order, mode, scene set)."""
         if (self.masks.sha256, self.masks.order) != (new.masks.sha256, new.masks.order):
             raise MaskMismatchError(
@@ -215,7 +215,7 @@ class CaptureRecord:
         return out
 
     @classmethod
-    def from_arrays(cls, z: Any) -> "CaptureRecord":
+    def from_arrays(cls, z: Any) -> CaptureRecord:
         meta = json.loads(str(z["meta"]))
         refs = [Reference(float(t), float(w), float(d), float(ws), float(ds), _ROLES[int(r)]) for t, w, d, ws, ds, r in
                 zip(z["ref_t"], z["ref_white"], z["ref_dark"], z["ref_white_std"], z["ref_dark_std"], z["ref_role"])]
@@ -250,7 +250,7 @@ class CaptureStore:
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, root: str | os.PathLike) -> "CaptureStore":
+    def open(cls, root: str | os.PathLike) -> CaptureStore:
         """Open an existing capture read-only."""
         root = Path(root)
         path = root / "manifest.json"
@@ -259,7 +259,7 @@ class CaptureStore:
         return cls(root, CaptureManifest.from_json(path.read_text(encoding="utf-8")))
 
     @classmethod
-    def open_for_writing(cls, root: str | os.PathLike, manifest: CaptureManifest, resume: bool) -> "CaptureStore":
+    def open_for_writing(cls, root: str | os.PathLike, manifest: CaptureManifest, resume: bool) -> CaptureStore:
         """Create a new capture, or resume the one in ``root`` (refusing a different one)."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -309,7 +309,7 @@ class CaptureStore:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
-    def __enter__(self) -> "CaptureStore":
+    def __enter__(self) -> CaptureStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,8 +9,16 @@ from . import sdf
 from .canvas import Canvas, coverage
 from .layout import Layout, subset
 from .sdf import col
-from .shapes import (EYE_LOWER, EYE_UPPER, brow_centre, brow_thickness, eye_lids, mouth_curves,
-                     nose_bridge_halfwidth, nose_dims)
+from .shapes import (
+    EYE_LOWER,
+    EYE_UPPER,
+    brow_centre,
+    brow_thickness,
+    eye_lids,
+    mouth_curves,
+    nose_bridge_halfwidth,
+    nose_dims,
+)
 from .world import SEG, FaceParams
 
 SCLERA = torch.tensor([0.94, 0.92, 0.9])

@@ -17,8 +17,9 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hardware.bitplanes import PLANE_NAMES, frame_map
 from hardware.capture import CaptureAborted, CaptureSession, ImageFolderScenes, SceneSource, measure_latency, timing_for

@@ -14,8 +14,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -70,11 +70,11 @@ class IdentityMatchRate(Metric):
         self.add_state("distance_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     @classmethod
-    def dlib(cls, **kwargs) -> "IdentityMatchRate":
+    def dlib(cls, **kwargs) -> IdentityMatchRate:
         return cls(DLIB_COSINE_THRESHOLD, "cosine", **kwargs)
 
     @classmethod
-    def vggface(cls, **kwargs) -> "IdentityMatchRate":
+    def vggface(cls, **kwargs) -> IdentityMatchRate:
         return cls(VGGFACE_COSINE_THRESHOLD, "cosine", **kwargs)
 
     def update(self, emb_orig: Tensor | None, emb_recon: Tensor | None, valid: Tensor | None = None) -> None:

@@ -22,7 +22,8 @@ SECTION_TITLE = "## Mask learning (`make bench-masks`)"
 
 VARIANTS = {
     "learned": ["--model.init_args.mask_init", "uniform"],
-    "random binary (frozen)": ["--model.init_args.mask_init", "random_binary", "--model.init_args.freeze_masks", "true"],
+    "random binary (frozen)": ["--model.init_args.mask_init", "random_binary",
+                               "--model.init_args.freeze_masks", "true"],
     "Hadamard (frozen)": ["--model.init_args.mask_init", "hadamard", "--model.init_args.freeze_masks", "true"],
 }
 

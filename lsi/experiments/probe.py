@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from datamodules import SyntheticFacesDataModule
 from lsi.eval.floors import constant_predictor_metrics
-from lsi.models.heads import load_lsi
 from lsi.experiments.pretrain.evaluate import linear_probe
+from lsi.models.heads import load_lsi
 
 
 @torch.no_grad()

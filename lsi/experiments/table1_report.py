@@ -8,9 +8,9 @@ for :func:`lsi.report.figures.save_metric_curves`. The section is rewritten with
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -103,7 +103,8 @@ def goals(records: list[dict], floor: dict[str, float] | None = None) -> list[st
     if low:
         ids = {r: number(by[r], "test/reconstruction/id_match") for r in low}
         ok = all(v is not None and v >= 0.90 for v in ids.values())
-        lines.append("- identity match >= 90% down to 1:512: " + ", ".join(f"1:{r} {percent(v)}" for r, v in ids.items())
+        lines.append("- identity match >= 90% down to 1:512: "
+                     + ", ".join(f"1:{r} {percent(v)}" for r, v in ids.items())
                      + (" -> **met**" if ok else " -> **not met**"))
     if 16384 in by:
         acc = number(by[16384], "test/attr_acc")
@@ -163,7 +164,8 @@ def render_section(records: list[dict], settings: dict, reasons: dict[str, str],
             f"| 1:{r['ratio']} | {r['measurements']} | {percent(number(m, 'test/reconstruction/id_match'))} | "
             f"{face_cell(m, 'dlib', reasons['dlib'])} | {face_cell(m, 'vggface', reasons['vggface'])} | "
             f"{fixed(number(m, 'test/reconstruction/fid'))} | {fixed(number(m, 'test/reconstruction/psnr'))} | "
-            f"{percent(number(m, 'test/attr_acc'))} | {percent(number(m, 'test/seg_f1'))} | {fixed(number(m, 'test/nme'))} |")
+            f"{percent(number(m, 'test/attr_acc'))} | {percent(number(m, 'test/seg_f1'))} | "
+            f"{fixed(number(m, 'test/nme'))} |")
     if floor:
         lines.append(f"| constant predictor | 0 | — | — | — | — | — | {percent(floor.get('attr_acc'))} | "
                      f"{percent(floor.get('seg_f1'))} | {fixed(floor.get('nme'))} |")

@@ -32,7 +32,7 @@ class EmbeddedGeneratorConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EmbeddedGeneratorConfig":
+    def from_dict(cls, d: dict) -> EmbeddedGeneratorConfig:
         d = dict(d)
         d["channels"] = {int(k): int(v) for k, v in d["channels"].items()}
         return cls(**d)
@@ -140,7 +140,8 @@ class SynthesisNetwork(nn.Module):
         if unknown:
             raise ValueError(f"unknown feature names {sorted(unknown)}; available: {self.feature_names}")
         feats: dict[str, torch.Tensor] = {}
-        x = self.const.expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)  # NHWC: ~1.5x faster convs on CPU
+        # NHWC: ~1.5x faster convs on CPU
+        x = self.const.expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)
         rgb = None
         conv_iter = iter(enumerate(zip(self.convs, self.layer_specs)))
         for level, torgb in enumerate(self.torgbs):

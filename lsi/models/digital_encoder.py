@@ -197,7 +197,7 @@ class DigitalEncoder(nn.Module):
         self.mixer = SpatialGatingMLP(num_ws, w_dim) if mixer else None
 
     @classmethod
-    def paper_scale(cls, d_in: int, **overrides) -> "DigitalEncoder":
+    def paper_scale(cls, d_in: int, **overrides) -> DigitalEncoder:
         """The full-size configuration for StyleGAN-XL (18 x 512 W+, width 1024, attention blocks)."""
         cfg = dict(num_ws=18, w_dim=512, hidden=1024, depths=(4, 5, 6), block="attention", heads=8, tokens=8)
         cfg.update(overrides)

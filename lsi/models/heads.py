@@ -39,7 +39,7 @@ from lsi.models.projectors import (
 TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights")
 
 
-def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides: Any) -> "AllHeads":
+def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides: Any) -> AllHeads:
     """A trained head checkpoint (any :class:`AllHeads` subclass) on its LSI encoder, in eval mode.
 
     ``lsi_checkpoint`` defaults to the encoder path recorded when the head was trained; loading onto an encoder

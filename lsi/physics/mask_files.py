@@ -17,10 +17,11 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class MaskMeta:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "MaskMeta":
+    def from_json(cls, text: str) -> MaskMeta:
         """Parse a sidecar; raises :class:`MaskFormatError` on malformed JSON or missing/extra keys."""
         try:
             data = json.loads(text)
@@ -286,7 +287,8 @@ def load_masks(
     if digest != meta.sha256:
         raise MaskFormatError(
             f"{str(path)!r} does not match its sidecar hash (sha256 {digest[:12]}... vs {meta.sha256[:12]}... in "
-            f"{json_path.name}): the .npy was modified after export; re-export it with lsi.physics.mask_files.save_masks"
+            f"{json_path.name}): the .npy was modified after export; re-export it with "
+            "lsi.physics.mask_files.save_masks"
         )
     if bits is not None and int(bits) != meta.bits:
         raise MaskFormatError(f"{str(path)!r} holds {meta.bits}-bit masks but {bits}-bit masks were requested")

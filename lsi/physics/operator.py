@@ -230,7 +230,8 @@ class OpticalEncoder(nn.Module):
 
     def export_masks(self, path: str | os.PathLike, source: str = "") -> MaskMeta:
         """Write the displayed patterns (``2d`` when complementary, in reading order) with a sidecar."""
-        src = source or f"lsi.physics.operator.OpticalEncoder(ratio={self.ratio}, bits={self.bits}, init={self.init_name!r})"
+        src = source or (f"lsi.physics.operator.OpticalEncoder(ratio={self.ratio}, bits={self.bits}, "
+                         f"init={self.init_name!r})")
         return save_masks(path, self.mask_codes(), ratio=self.ratio, bits=self.bits, source=src)
 
     def load_masks_into(self, path: str | os.PathLike, freeze: bool = True) -> MaskMeta:
@@ -262,7 +263,7 @@ class OpticalEncoder(nn.Module):
         return meta
 
     @classmethod
-    def from_masks_file(cls, path: str | os.PathLike, freeze: bool = True, **kwargs) -> "OpticalEncoder":
+    def from_masks_file(cls, path: str | os.PathLike, freeze: bool = True, **kwargs) -> OpticalEncoder:
         """Build an encoder whose ratio/bits/grid match a mask file, and load it (see :meth:`load_masks_into`)."""
         _, meta = load_masks(path, shape=None)
         d = meta.count // 2 if kwargs.get("complementary", False) else meta.count

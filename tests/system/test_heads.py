@@ -95,7 +95,7 @@ def test_test_time_options_are_not_taken_from_the_checkpoint(trained):
 def test_head_refuses_a_different_encoder(trained, lsi_ckpt, tmp_path):
     cfg, root = trained("lsi.models.heads.AllHeads")
     other = torch.load(lsi_ckpt, map_location="cpu", weights_only=True)
-    key = next(k for k in other["state_dict"] if k.startswith("digital.") and other["state_dict"][k].is_floating_point())
+    key = next(k for k, v in other["state_dict"].items() if k.startswith("digital.") and v.is_floating_point())
     other["state_dict"][key] = other["state_dict"][key] + 0.01
     torch.save(other, tmp_path / "other.ckpt")
     with pytest.raises(ValueError, match="fingerprint"):

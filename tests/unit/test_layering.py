@@ -104,7 +104,7 @@ def test_local_imports_of_project_modules_say_why():
     unexplained = []
     for module, path in MODULES.items():
         lines = path.read_text().splitlines()
-        for target, line, local in imported(module, path):
+        for _target, line, local in imported(module, path):
             if local and LOCAL_IMPORT_REASON not in lines[line - 1]:
                 unexplained.append(f"{path.relative_to(ROOT)}:{line}: {lines[line - 1].strip()}")
     assert not unexplained, ("function-local imports of project modules hide edges; move them to the top or say "

@@ -14,8 +14,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +25,8 @@ from PIL import Image
 from torch import nn
 
 from lsi.eval.face_recognition import FaceModelNotFoundError, FaceToolUnavailableError, WeightsFormatError
-from lsi.eval.face_recognition.dlib_models import import_dlib, load_dlib_models
 from lsi.eval.face_recognition.detectors import as_uint8_rgb, detect_largest_face
+from lsi.eval.face_recognition.dlib_models import import_dlib, load_dlib_models
 
 DLIB_COSINE_THRESHOLD = 0.07
 VGGFACE_COSINE_THRESHOLD = 0.68
@@ -135,10 +136,9 @@ class _KerasVgg(nn.Module):
                 f"{path.name} is a TensorFlow/Keras weights file but TensorFlow is not installed (this project "
                 f"does not install it). Use the PyTorch weights vgg_face_weights.pth from {VGGFACE_URL} instead."
             )
+        from deepface.models.facial_recognition.tf import VGGFace as tf_vgg
         from tensorflow.keras.layers import Flatten
         from tensorflow.keras.models import Model
-
-        from deepface.models.facial_recognition.tf import VGGFace as tf_vgg
         base = tf_vgg.base_model()
         base.load_weights(str(path))
         self.keras = Model(inputs=base.layers[0].input, outputs=Flatten()(base.layers[-5].output))

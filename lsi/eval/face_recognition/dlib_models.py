@@ -56,7 +56,7 @@ def _candidate_dirs() -> list[Path]:
     return dirs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def models_dir() -> Path:
     """Folder ``.../face_recognition_models/models`` holding the ``.dat`` files."""
     for d in _candidate_dirs():
@@ -91,7 +91,7 @@ class DlibModels:
     recognizer: Any | None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(kind: str) -> Any:
     dlib = import_dlib()
     if kind == "detector":

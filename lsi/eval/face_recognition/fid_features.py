@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -97,7 +97,7 @@ class FeatureModule(nn.Module):
         if num_features is not None:
             self.num_features = int(num_features)
 
-    def train(self, mode: bool = True) -> "FeatureModule":
+    def train(self, mode: bool = True) -> FeatureModule:
         return super().train(False)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""``python -m lsi.experiments.pretrain``: train (and evaluate) the embedded world. ``make pretrain-embedded`` calls this."""
+"""``python -m lsi.experiments.pretrain``: train (and evaluate) the embedded world; ``make pretrain-embedded``."""
 
 from __future__ import annotations
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
-
 from torchvision.utils import save_image
+from tqdm import tqdm
 
 from datamodules.faces.render import render_faces
 from datamodules.faces.world import ATTRIBUTE_NAMES, random_world_latent, to_gaussian

@@ -16,7 +16,7 @@ def write_report(path: Path, m: dict, recipe: dict | None, world: EmbeddedWorld)
     secs = (recipe or {}).get("stage_seconds", {})
     total = (recipe or {}).get("total_seconds")
     attr_rows = "\n".join(f"| {k} | {v * 100:.1f}% |" for k, v in m["attribute_probe_acc"].items())
-    recipe_line = (f"Training time of the recipe on this run: " +
+    recipe_line = ("Training time of the recipe on this run: " +
                    ", ".join(f"{k} {v / 60:.1f} min" for k, v in secs.items()) +
                    (f"; total {total / 60:.1f} min." if total else ".")) if secs else ""
     text = f"""# The embedded world

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from datamodules.celeba import (ATTRIBUTE_NAMES_CELEBA, FFHQ, SEG_CLASSES, CelebAHQDataModule, CelebAMaskHQ,
-                                CorruptImageError, DatasetNotFoundError, build_landmark_cache, split_indices)
-
+from datamodules.celeba import (
+    ATTRIBUTE_NAMES_CELEBA,
+    FFHQ,
+    SEG_CLASSES,
+    CelebAHQDataModule,
+    CelebAMaskHQ,
+    CorruptImageError,
+    DatasetNotFoundError,
+    build_landmark_cache,
+    split_indices,
+)
 from tests.fixtures import make_celeba_fixture as fixture_mod
 
 

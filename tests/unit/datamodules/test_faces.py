@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
 
-from datamodules.faces import (ATTRIBUTE_NAMES, IDENTITY_INDEX, NUISANCE_INDEX, SEG_CLASSES, WORLD_DIM,
-                               decode_world, from_gaussian, random_world_latent, render_faces,
-                               sample_world_latent, to_gaussian)
+from datamodules.faces import (
+    ATTRIBUTE_NAMES,
+    IDENTITY_INDEX,
+    NUISANCE_INDEX,
+    SEG_CLASSES,
+    WORLD_DIM,
+    decode_world,
+    from_gaussian,
+    random_world_latent,
+    render_faces,
+    sample_world_latent,
+    to_gaussian,
+)
 from datamodules.faces.render import RenderSizeError
 from datamodules.faces.world import LATENT_NAMES, WorldLatentError, attributes_from_params
 

@@ -13,8 +13,13 @@ from skimage import data
 from torch import nn
 
 from lsi.eval.face_recognition import FaceModelNotFoundError, FaceToolUnavailableError, WeightsFormatError
-from lsi.eval.face_recognition.descriptors import (DLIB_COSINE_THRESHOLD, DlibFaceDescriptor, VggFaceEmbedder, cosine_distance,
-                                    resolve_vggface_weights)
+from lsi.eval.face_recognition.descriptors import (
+    DLIB_COSINE_THRESHOLD,
+    DlibFaceDescriptor,
+    VggFaceEmbedder,
+    cosine_distance,
+    resolve_vggface_weights,
+)
 from lsi.eval.metrics import IdentityMatchRate
 
 

@@ -10,9 +10,15 @@ import torch
 from skimage import data
 
 from lsi.eval.face_recognition import FaceModelNotFoundError, FaceToolUnavailableError, dlib_models
+from lsi.eval.face_recognition.detectors import (
+    FARL_FILES,
+    DlibLandmarks,
+    FarlLandmarks,
+    FarlSegmentation,
+    as_uint8_rgb,
+    farl_to_celebamask,
+)
 from lsi.labels import CELEBAMASK_CLASSES
-from lsi.eval.face_recognition.detectors import (FARL_FILES, DlibLandmarks, FarlLandmarks, FarlSegmentation, as_uint8_rgb,
-                                     farl_to_celebamask)
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,23 @@ import torch
 from torch import nn
 
 from lsi.eval.face_recognition import FaceModelNotFoundError, WeightsFormatError
-from lsi.eval.face_recognition.fid_features import INCEPTION_FILENAME, FID_WEIGHTS_CONFIG_KEY, InceptionFeatures, FeatureModule
-from lsi.eval.metrics import (DLIB_COSINE_THRESHOLD, FID, NME, VGGFACE_COSINE_THRESHOLD, AttributeAccuracy,
-                         IdentityMatchRate, SegmentationF1, threshold_at_far, verification_rates)
+from lsi.eval.face_recognition.fid_features import (
+    FID_WEIGHTS_CONFIG_KEY,
+    INCEPTION_FILENAME,
+    FeatureModule,
+    InceptionFeatures,
+)
+from lsi.eval.metrics import (
+    DLIB_COSINE_THRESHOLD,
+    FID,
+    NME,
+    VGGFACE_COSINE_THRESHOLD,
+    AttributeAccuracy,
+    IdentityMatchRate,
+    SegmentationF1,
+    threshold_at_far,
+    verification_rates,
+)
 
 
 def _unit(angle: float) -> torch.Tensor:

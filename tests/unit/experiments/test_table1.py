@@ -24,7 +24,8 @@ def test_bad_ratio_is_refused(make_table):
 
 def test_energy_schedule_scales_with_steps(make_table, tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"trainer": {"max_steps": 2500}, "model": {"init_args": {"energy_start_step": 1500}}}))
+    schedule = {"trainer": {"max_steps": 2500}, "model": {"init_args": {"energy_start_step": 1500}}}
+    cfg.write_text(yaml.safe_dump(schedule))
     assert make_table.scaled_schedule([cfg], 400) == ["--model.init_args.energy_start_step", "240"]
     assert make_table.scaled_schedule([cfg], 2500) == []
 

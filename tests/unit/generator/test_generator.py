@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from lsi.generator import EmbeddedGenerator, EmbeddedGeneratorConfig, Generator, parse_feature_name
 from lsi.generator.embedded import ModulatedConv
 from lsi.identity import ArcMarginHead, IdentityNet
-from lsi.inversion import InversionEncoder, EncoderConfig
+from lsi.inversion import EncoderConfig, InversionEncoder
 
 torch.set_num_threads(1)
 

@@ -20,7 +20,7 @@ from nidaqmx.errors import DaqError  # noqa: E402
 class FakeTask:
     """Records the DAQmx configuration calls of one task."""
 
-    instances: list["FakeTask"] = []
+    instances: list[FakeTask] = []
     data: np.ndarray | None = None
     read_error: DaqError | None = None
 

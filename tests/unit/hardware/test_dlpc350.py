@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from hardware.bitplanes import DMDGeometry
-from hardware.dlpc350 import DLPC350DMD, LutEntry, build_video_lut, decode_validation
 from hardware.display import OffscreenDisplay
+from hardware.dlpc350 import DLPC350DMD, LutEntry, build_video_lut, decode_validation
 from hardware.protocols import DMD, DeviceNotFoundError, DMDConfigError, HardwareError
 from hardware.rig import DisplayProfile, DMDConfig
 
@@ -60,10 +60,9 @@ class FakeUSBDevice:
 @pytest.fixture
 def fake_usb(monkeypatch):
     """Patch usb.core.find / dispose_resources and pycrafter4500's 20 ms sleeps."""
+    import pycrafter4500.pycrafter4500 as pc
     import usb.core
     import usb.util
-
-    import pycrafter4500.pycrafter4500 as pc
 
     state = {"device": FakeUSBDevice(), "find": [], "disposed": 0}
 

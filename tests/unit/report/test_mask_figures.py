@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lsi.report.mask_figures import save_mask_grid
 from lsi.physics.patterns import hadamard
+from lsi.report.mask_figures import save_mask_grid
 
 
 def test_writes_valid_png_from_uint8(tmp_path: Path) -> None:

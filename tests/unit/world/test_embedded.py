@@ -4,7 +4,6 @@ The floors sit below the figures measured by `make eval-embedded` (docs/embedded
 for the small sample used here; they catch a broken or untrained checkpoint, not noise.
 """
 
-from pathlib import Path
 
 import pytest
 import torch
