@@ -20,7 +20,7 @@ from tqdm import tqdm
 from datamodules import SyntheticFacesDataModule
 from lsi.eval.floors import constant_predictor_metrics
 from lsi.experiments.pretrain.evaluate import linear_probe
-from lsi.models.heads import load_lsi
+from lsi.models.imaging import load_lsi
 
 
 @torch.no_grad()
