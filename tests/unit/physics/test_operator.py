@@ -206,11 +206,36 @@ def test_hadamard_rows_match_full_matrix() -> None:
         full = torch.cat([torch.cat([full, full], 1), torch.cat([full, -full], 1)], 0)
     rows = mask_init.hadamard_rows(torch.arange(n), n)
     assert torch.equal(rows, full)
-    m = mask_init.hadamard(n, 8).view(n, -1) * 2 - 1  # all rows, sequency order
-    assert torch.equal(m @ m.t(), n * torch.eye(n))  # orthogonal rows
-    sign_changes = (m[:, 1:] != m[:, :-1]).sum(1)
+    w = mask_init.walsh_1d(n)
+    assert torch.equal(w @ w.t(), n * torch.eye(n))  # orthogonal rows
+    sign_changes = (w[:, 1:] != w[:, :-1]).sum(1)
     assert torch.equal(sign_changes, torch.arange(n))  # Walsh (sequency) order
     assert torch.equal(mask_init.hadamard(1, 256), torch.ones(1, 256, 256))
+
+
+def test_hadamard_masks_vary_along_both_axes() -> None:
+    """Regression (issue 9): the old masks were flattened 1-D Walsh rows, constant along every image row."""
+    m = mask_init.hadamard(16, 256)
+    along_rows = (m[:, :, 1:] != m[:, :, :-1]).flatten(1).any(1)   # changes within a row
+    along_cols = (m[:, 1:, :] != m[:, :-1, :]).flatten(1).any(1)   # changes within a column
+    assert along_rows.sum() >= 7 and along_cols.sum() >= 7
+    assert (along_rows & along_cols).any()  # some patterns vary along both axes at once
+    # the second and third patterns are the two first-order patterns: one split left/right, one top/bottom
+    assert {tuple(p.tolist()) for p in mask_init.sequency_order_2d(256)[1:3]} == {(0, 1), (1, 0)}
+
+
+def test_hadamard_2d_is_separable_and_sequency_ordered() -> None:
+    n = 16
+    s = mask_init.walsh_hadamard_2d(n * n, n, signed=True)
+    flat = s.view(n * n, -1)
+    assert torch.equal(flat @ flat.t(), n * n * torch.eye(n * n))  # a complete orthogonal set
+    w = mask_init.walsh_1d(n)
+    for k, (u, v) in enumerate(mask_init.sequency_order_2d(n).tolist()):
+        assert torch.equal(s[k], torch.outer(w[u], w[v]))
+    total = (s[:, :, 1:] != s[:, :, :-1]).sum((1, 2)) // n + (s[:, 1:, :] != s[:, :-1, :]).sum((1, 2)) // n
+    assert (total[1:] >= total[:-1]).all()  # non-decreasing total sequency u + v
+    zero_one = mask_init.walsh_hadamard_2d(5, n)
+    assert torch.equal(zero_one, (1 + s[:5]) / 2) and torch.isin(zero_one, torch.tensor([0.0, 1.0])).all()
 
 
 def test_hadamard_256_rows_are_binary_and_orthogonal() -> None:
