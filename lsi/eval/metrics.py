@@ -4,6 +4,7 @@
   no face is found count as failures and are also reported separately. DeepFace cosine thresholds, as in the
   paper: :data:`DLIB_COSINE_THRESHOLD` = 0.07, :data:`VGGFACE_COSINE_THRESHOLD` = 0.68.
 * :func:`threshold_at_far` — verification threshold of an embedder at a false-accept rate (embedded world).
+* :func:`identification_top1` — top-1 identification against a one-image-per-identity gallery.
 * :class:`AttributeAccuracy` — mean over attributes of the per-attribute binary accuracy.
 * :class:`SegmentationF1` — dataset-level per-class F1, averaged over the classes present in the ground truth.
 * :class:`NME` — landmark error normalised by the ground-truth bounding-box diagonal, times alpha (Eq. 4).
@@ -108,6 +109,30 @@ class IdentityMatchRate(Metric):
             "mean_distance": self.distance_sum / valid if valid > 0 else nan,
             "n": self.total.clone(),
         }
+
+
+def first_of_each_identity(ids: Tensor) -> Tensor:
+    """Bool mask ``[N]`` of the first item of each identity in ``ids [N]``: the one-image-per-person gallery."""
+    first = torch.zeros(len(ids), dtype=torch.bool)
+    seen: set[int] = set()
+    for i, ident in enumerate(ids.tolist()):
+        if ident not in seen:
+            first[i] = True
+            seen.add(ident)
+    return first
+
+
+def identification_top1(gallery: Tensor, gallery_ids: Tensor, probes: Tensor, probe_ids: Tensor) -> float:
+    """Top-1 accuracy of nearest-gallery (cosine) identification: ``probes [P,E]`` against ``gallery [G,E]``.
+
+    Stricter than the pair match: a probe must be closer to its own person's gallery image than to every other
+    person's. The protocol of ``lsi test`` and the embedded-world report: gallery = the first original of each
+    test identity (:func:`first_of_each_identity`), probes = the other test images (or their reconstructions).
+    """
+    if len(gallery) == 0 or len(probes) == 0:
+        return float("nan")
+    sim = nn.functional.normalize(probes, dim=1) @ nn.functional.normalize(gallery, dim=1).t()
+    return (gallery_ids.to(sim.device)[sim.argmax(1)] == probe_ids.to(sim.device)).float().mean().item()
 
 
 def verification_rates(genuine: Tensor, impostor: Tensor, threshold: float) -> tuple[float, float]:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from datamodules.faces.render import render_faces
 from datamodules.faces.world import ATTRIBUTE_NAMES, random_world_latent, to_gaussian
 from datamodules.synthetic import SyntheticFaces
-from lsi.eval.metrics import psnr, threshold_at_far
+from lsi.eval.metrics import first_of_each_identity, identification_top1, psnr, threshold_at_far
 from lsi.experiments.pretrain.report import write_report
 from lsi.world.embedded import WEIGHTS_DIR, EmbeddedWorld, load_embedded_world, update_meta
 from lsi.world.frozen import downscale_scene
@@ -58,13 +58,6 @@ def prior_psnr(world: EmbeddedWorld, n: int = 256) -> float:
     return float(psnr(sample, ref, data_range=2.0).mean())
 
 
-def identification_accuracy(gallery: torch.Tensor, gallery_ids: torch.Tensor, probes: torch.Tensor,
-                            probe_ids: torch.Tensor) -> float:
-    """Top-1 accuracy of nearest-gallery (cosine) identification."""
-    sim = F.normalize(probes, dim=1) @ F.normalize(gallery, dim=1).t()
-    return (gallery_ids[sim.argmax(1)] == probe_ids).float().mean().item()
-
-
 def far_threshold(emb: torch.Tensor, ids: torch.Tensor, far: float = 0.01) -> float:
     """Cosine-distance threshold giving ``far`` false accepts over all impostor pairs of a split."""
     dist = 1 - F.normalize(emb, dim=1) @ F.normalize(emb, dim=1).t()
@@ -95,16 +88,11 @@ def measure(world: EmbeddedWorld, test_ids: int = 100, per_id: int = 8) -> dict:
     test = encode_split(world, "test", test_ids, per_id)
     val = encode_split(world, "val", 50, per_id)
     train = encode_split(world, "train", 300, 4)
-    first = torch.zeros_like(test["identity"], dtype=torch.bool)
-    seen: set[int] = set()
-    for i, ident in enumerate(test["identity"].tolist()):
-        if ident not in seen:
-            first[i] = True
-            seen.add(ident)
+    first = first_of_each_identity(test["identity"])
     gal, gal_ids = test["emb"][first], test["identity"][first]
     probe_ids = test["identity"][~first]
-    acc_orig = identification_accuracy(gal, gal_ids, test["emb"][~first], probe_ids)
-    acc_rec = identification_accuracy(gal, gal_ids, test["emb_rec"][~first], probe_ids)
+    acc_orig = identification_top1(gal, gal_ids, test["emb"][~first], probe_ids)
+    acc_rec = identification_top1(gal, gal_ids, test["emb_rec"][~first], probe_ids)
     thr = far_threshold(val["emb"], val["identity"])
     pair_dist = 1 - F.cosine_similarity(test["emb"], test["emb_rec"], dim=1)
     probe_acc = linear_probe(train["ws"], train["attr"], test["ws"], test["attr"])

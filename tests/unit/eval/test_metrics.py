@@ -275,3 +275,15 @@ def test_states_reduce_like_ddp():
     s_b.update(p[2:], t[2:])
     s_a.merge_state(s_b)
     assert s_a.compute().item() == pytest.approx(s_whole.compute().item())
+
+
+def test_identification_top1_against_a_gallery() -> None:
+    from lsi.eval.metrics import first_of_each_identity, identification_top1
+
+    ids = torch.tensor([7, 7, 3, 3, 3, 9])
+    first = first_of_each_identity(ids)
+    assert first.tolist() == [True, False, True, False, False, True]
+    gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])          # people 7, 3, 9
+    probes = torch.tensor([[0.9, 0.1], [0.2, 0.9], [0.9, 0.3]])            # 7 ok, 3 ok, 3 wrong (nearest 7)
+    acc = identification_top1(gallery, ids[first], probes, ids[~first])
+    assert acc == pytest.approx(2 / 3)
