@@ -80,12 +80,12 @@ class _Writer(pickle._Pickler):
         if isinstance(obj, np.ndarray) and self.style != "numpy2":
             f, args, state = obj.__reduce__()
             if self.style == "dill":
-                f = _DillAttr("numpy._core._multiarray_umath", "_reconstruct")
+                f = DillAttr("numpy._core._multiarray_umath", "_reconstruct")
                 return self.save_reduce(GlobalRef("dill._dill", "_create_array"), (f, args, state, None), obj=obj)
             return self.save_reduce(GlobalRef("numpy.core.multiarray", "_reconstruct"), args, state, obj=obj)
         if isinstance(obj, np.generic) and self.style == "numpy1":
             return self.save_reduce(GlobalRef("numpy.core.multiarray", "scalar"), obj.__reduce__()[1], obj=obj)
-        if isinstance(obj, _DillAttr):
+        if isinstance(obj, DillAttr):
             return self.save_reduce(GlobalRef("dill._dill", "_get_attr"), (_DillModule(obj.module), obj.name), obj=obj)
         if isinstance(obj, _DillModule):
             return self.save_reduce(GlobalRef("dill._dill", "_import_module"), (obj.name,), obj=obj)
@@ -124,7 +124,9 @@ class _Writer(pickle._Pickler):
                 "state": state}
 
 
-class _DillAttr:
+class DillAttr:
+    """dill's ``_get_attr(_import_module(module), name)``: a reference written without importing anything."""
+
     def __init__(self, module: str, name: str) -> None:
         self.module, self.name = module, name
 

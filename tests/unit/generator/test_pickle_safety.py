@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import stylegan_fixtures as sf
 import torch
-from nvidia_pickle_writer import Foreign, GlobalRef, Rec, dump
+from nvidia_pickle_writer import DillAttr, Foreign, GlobalRef, Rec, dump
 
 from lsi.generator import GeneratorFileError, UnsafePickleError, load_generator
 from lsi.generator.nvidia_pickle import read_network_pickle
@@ -87,6 +87,16 @@ def test_reduce_to_code_execution_raises_and_runs_nothing(tmp_path, func, arg_of
         load_generator(path)
     assert not marker.exists()
     assert func.__name__ in str(info.value)
+
+
+def test_dill_module_references_to_code_execution_are_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    system = DillAttr("os", "system")  # dill's _get_attr(_import_module('os'), 'system')
+    path = dump({"G_ema": sf.stylegan2_generator(), "D": Evil(system, f"touch {marker}")}, tmp_path / "evil.pkl",
+                style="dill")
+    with pytest.raises(UnsafePickleError, match="os.system"):
+        load_generator(path)
+    assert not marker.exists()
 
 
 def test_plain_pickle_protocol_2_builtin_names_are_refused(tmp_path):
