@@ -10,10 +10,11 @@ SHA-256): each record becomes a :class:`ModuleRecord` holding the class name and
 Safety model (details in docs/generators.md):
 
 * Every global the pickle names goes through :func:`lsi.generator.pickle_globals.resolve_global`: a whitelist
-  of data constructors; an immediate :class:`UnsafePickleError` for code execution / system access (``os``,
-  ``subprocess``, ``builtins.eval``/``exec``/``getattr``, ...); an inert :class:`ForeignObject` for anything
-  else (e.g. the timm classes of StyleGAN-XL's discriminator ``D``, which is never looked at). Only ``G_ema``
-  is rebuilt; if it needs a stand-in, that is a clear :class:`GeneratorFileError`. No module is imported.
+  of data constructors; :class:`UnsafePickleError` as soon as the pickle calls anything of code execution /
+  system access (``os``, ``subprocess``, ``builtins.eval``/``exec``/``getattr``, ...); an inert
+  :class:`ForeignObject` for anything else (e.g. the timm classes of StyleGAN-XL's discriminator ``D``, which
+  is never looked at). Only ``G_ema`` is rebuilt; if it needs a stand-in, that is a clear
+  :class:`GeneratorFileError`. No module is imported.
 * The opcodes that call or mutate objects (``REDUCE``, ``NEWOBJ``, ``BUILD``, ``INST``/``OBJ``) are checked
   against the same whitelist, numpy object arrays are refused and persistent ids are refused in the outer
   pickle (tensor storages are legacy ``torch.save`` bytes read with ``weights_only=True``).
@@ -29,6 +30,7 @@ import numpy as np
 
 from lsi.generator.errors import GeneratorFileError, UnsafePickleError
 from lsi.generator.pickle_globals import (
+    DeniedGlobal,
     checked_dtype,
     is_allowed_call,
     is_allowed_class,
@@ -49,6 +51,8 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its
 
     @staticmethod
     def _call(func: Any, args: tuple) -> Any:
+        if isinstance(func, DeniedGlobal):
+            raise func.refuse()
         if not is_allowed_call(func):
             raise UnsafePickleError(f"the pickle calls {func!r}, which is not a whitelisted data constructor")
         return func(*args)
@@ -60,6 +64,8 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its
 
     @staticmethod
     def _new(cls: Any, args: tuple, kwargs: dict | None = None) -> Any:
+        if isinstance(cls, DeniedGlobal):
+            raise cls.refuse()
         if not is_allowed_class(cls):
             raise UnsafePickleError(f"the pickle creates an instance of {cls!r}, which is not whitelisted")
         return cls.__new__(cls, *args, **(kwargs or {}))

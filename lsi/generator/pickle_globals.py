@@ -9,7 +9,8 @@
   ``torch_utils.persistence._reconstruct_persistent_obj`` (a :class:`ModuleRecord`; ``module_src`` dropped);
 * ``torch.nn.modules.*`` classes - :class:`ModuleRecord` classes;
 * names that can only mean code execution or system access (``os``, ``subprocess``, ``builtins`` other than
-  plain types, ``sys``, ``importlib``, ``socket``, ...) - :class:`UnsafePickleError` at once;
+  plain types, ``sys``, ``importlib``, ``socket``, ...) - a :class:`DeniedGlobal`: inert as a mere reference
+  (dill may store such references in ``D``), :class:`UnsafePickleError` as soon as the pickle calls it;
 * anything else - an inert :class:`ForeignObject` class.
 """
 
@@ -47,6 +48,23 @@ _SAFE_BUILTIN_TYPES: dict[str, type] = {
                             slice, range, object)
 }
 _SAFE_BUILTIN_TYPES["NoneType"] = type(None)
+
+
+class DeniedGlobal:
+    """A reference to a code-executing / system global (``os.system``, ``builtins.eval``, ...): inert as data,
+    :class:`UnsafePickleError` the moment the pickle tries to call or instantiate it."""
+
+    def __init__(self, qualname: str) -> None:
+        self.qualname = qualname
+
+    def refuse(self) -> UnsafePickleError:
+        return UnsafePickleError(
+            f"the pickle calls {self.qualname}, which would execute code or touch the system; refusing to load "
+            "it. Only load network pickles from sources you trust; if you do trust this file and have the official "
+            "code checked out, use load_generator(..., trust_pickle=True).")
+
+    def __repr__(self) -> str:
+        return f"<refused global {self.qualname}>"
 
 
 class _ModuleRef:
@@ -208,10 +226,7 @@ def resolve_global(module: str, name: str) -> Any:
         return _SAFE_BUILTIN_TYPES[name]
     root = module.split(".")[0]
     if root in _DENIED_MODULE_ROOTS or root == "builtins" or (module, name) in _DENIED_GLOBALS:
-        raise UnsafePickleError(
-            f"the pickle references {module}.{name}, which would execute code or touch the system when "
-            "unpickled; refusing to load it. Only load network pickles from sources you trust; if you do trust "
-            "this file and have the official code checked out, use load_generator(..., trust_pickle=True).")
+        return DeniedGlobal(f"{module}.{name}")
     if module.startswith("torch.nn.modules."):
         return torch_module_class(f"{module}.{name}")
     return foreign_class(f"{module}.{name}")

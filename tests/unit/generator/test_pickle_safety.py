@@ -83,7 +83,7 @@ def test_reduce_to_code_execution_raises_and_runs_nothing(tmp_path, func, arg_of
         g.modules["synthesis"].attrs["cache"] = evil
         data = {"G_ema": g}
     path = dump(data, tmp_path / "evil.pkl")
-    with pytest.raises(UnsafePickleError, match="would execute code") as info:
+    with pytest.raises(UnsafePickleError, match="would execute code or touch the system") as info:
         load_generator(path)
     assert not marker.exists()
     assert func.__name__ in str(info.value)
@@ -97,6 +97,15 @@ def test_dill_module_references_to_code_execution_are_refused(tmp_path):
     with pytest.raises(UnsafePickleError, match="os.system"):
         load_generator(path)
     assert not marker.exists()
+
+
+def test_a_mere_reference_to_a_dangerous_global_is_inert_data(tmp_path):
+    # dill can store references such as builtins.getattr inside D; they are refused only when called
+    path = dump({"G_ema": sf.stylegan2_generator(), "D": {"fn": os.system, "get": builtins.getattr}},
+                tmp_path / "ref.pkl")
+    refs = read_network_pickle(path)["D"]
+    assert repr(refs["fn"]) == "<refused global posix.system>" and not callable(refs["fn"])
+    assert load_generator(path).kind == "stylegan2"
 
 
 def test_plain_pickle_protocol_2_builtin_names_are_refused(tmp_path):
