@@ -38,7 +38,7 @@ class StyleGANGenerator(nn.Module):
             raise GeneratorFileError(f"mapping outputs {self.mapping.num_ws} x {self.mapping.w_dim} but synthesis "
                                      f"reads {self.num_ws} x {self.w_dim}; the file is inconsistent")
 
-    def load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> "StyleGANGenerator":
+    def load_tensors(self, tensors: dict[str, torch.Tensor], source: str) -> StyleGANGenerator:
         """Load the official ``state_dict`` tensors strictly (names and shapes must all match)."""
         tensors = {k: v for k, v in tensors.items() if k.rsplit(".", 1)[-1] not in _TRAINING_ONLY_BUFFERS}
         own = self.state_dict()

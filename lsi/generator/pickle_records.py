@@ -23,7 +23,7 @@ class ForeignObject:
 
     qualname = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "ForeignObject":
+    def __new__(cls, *args: Any, **kwargs: Any) -> ForeignObject:
         obj = object.__new__(cls)
         obj.args, obj.kwargs, obj.state, obj.items = args, kwargs, None, []
         return obj
@@ -31,7 +31,7 @@ class ForeignObject:
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # never runs anything of the pickle's
         pass
 
-    def __call__(self, *args: Any, **kwargs: Any) -> "ForeignObject":  # e.g. a stand-in function result
+    def __call__(self, *args: Any, **kwargs: Any) -> ForeignObject:  # e.g. a stand-in function result
         return foreign_class(f"{self.qualname}(...)")(*args, **kwargs)
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -68,7 +68,7 @@ class ModuleRecord:
 
     torch_class = ""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "ModuleRecord":
+    def __new__(cls, *args: Any, **kwargs: Any) -> ModuleRecord:
         obj = object.__new__(cls)
         obj.class_name, obj.state, obj.persistent = cls.torch_class, {}, False
         obj.version, obj.source_sha256 = None, None
@@ -90,7 +90,7 @@ class ModuleRecord:
     def children(self) -> dict[str, Any]:
         return dict(self.state.get("_modules") or {})
 
-    def child(self, name: str) -> "ModuleRecord":
+    def child(self, name: str) -> ModuleRecord:
         sub = self.children().get(name)
         if not isinstance(sub, ModuleRecord):
             kind = getattr(sub, "qualname", type(sub).__name__)
