@@ -21,7 +21,7 @@ from hardware.capture import CaptureAborted, CaptureSession, ImageFolderScenes
 from hardware.capture_cli import main
 from hardware.mock import FaultInjector, InjectedFault, MockDetector, MockDMD, MockSceneDisplay
 from hardware.protocols import DetectorTimeoutError, HardwareError
-from hardware.rig import RigConfig, SimNoiseConfig, load_display_profile, load_rig, rig_to_dict
+from hardware.rig import AlignmentConfig, RigConfig, SimNoiseConfig, load_display_profile, load_rig, rig_to_dict
 from hardware.sim import build_sim_rig
 from hardware.store import (
     CaptureManifest,
@@ -59,6 +59,11 @@ def write_rig(tmp_path: Path, rig: RigConfig) -> Path:
 
 @pytest.fixture
 def data(tmp_path):
+    return make_data(tmp_path)
+
+
+def make_data(tmp_path: Path) -> dict:
+    """Masks (``D`` of ``GRID x GRID``, shuffled display order) and 8 random images under ``tmp_path``."""
     rng = np.random.default_rng(0)
     masks = (rng.random((D, GRID, GRID)) > 0.5).astype(np.uint8)
     order = [int(i) for i in rng.permutation(D)]
@@ -237,8 +242,9 @@ def test_refusals_by_the_cli(tmp_path, data, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def mock_session(tmp_path, data, values, **calibration):
-    rig = small_rig(**calibration)
+def mock_session(tmp_path, data, values, markers=False, **calibration):
+    """Mock rig; without alignment markers by default, so ``values(n)`` sees ``n`` = the patterns."""
+    rig = small_rig(alignment=AlignmentConfig(markers=markers), **calibration)
     scenes = ImageFolderScenes(data["images"], count=3, resolution=GRID)
     store = CaptureStore.open_for_writing(tmp_path / "m", manifest_for(data["masks"], data["order"], rig, scenes,
                                           complementary=rig.calibration.complementary), resume=True)
@@ -330,7 +336,8 @@ def test_plan_prints_rates(tmp_path, data, capsys):
     assert main(["--masks", str(data["masks_path"]), "--rig", str(rig_path), "--display", "sim", "--images",
                  str(data["images"]), "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "2,881.8 patterns/s" in out and "total for 8 scenes" in out and "20 in 1 frame(s)" in out
+    assert "2,880.0 patterns/s" in out and "total for 8 scenes" in out and "24 in 1 frame(s)" in out
+    assert "end of exposure" in out and "(ok)" in out
     assert load_rig(rig_path).dmd.roi.mask_shape == (GRID, GRID)
 
 
