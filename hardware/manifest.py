@@ -7,8 +7,11 @@ simulated-or-real flag and the units. :meth:`CaptureManifest.check_resumable` co
 stored and the new manifest and refuses a resume naming every differing field with both values.
 
 Not part of the identity (:data:`NOT_IDENTITY`): provenance (devices, software version, creation time,
-statistics), operational policy (error policy, retries, watchdog, USB retries, time estimates), where
-things are (image folder, serial port, window position) and, for real captures, the simulator settings.
+statistics), operational policy (error policy, retries, watchdog, USB retries, time estimates, the plan's
+residual limits and the alignment check's thresholds - every record keeps its own alignment result), the
+serial link's speed, where things are (image folder, serial port, window position) and, for real
+captures, the simulator settings. The alignment markers themselves (they change the sequence) are part
+of the identity.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ __all__ = [
 
 SCHEMA = "lsi-capture/1"
 
-_OPERATIONAL_CAL = ("on_error", "max_retries", "watchdog_factor", "watchdog_margin_s", "alignment.max_recaptures")
+_OPERATIONAL_CAL = ("on_error", "max_retries", "watchdog_factor", "watchdog_margin_s", "alignment.max_recaptures",
+                    "alignment.max_late_frames", "alignment.tolerance", "alignment.min_signal")
 _PLACEMENT = ("name", "x", "y", "monitor", "backend", "update_s")
 NOT_IDENTITY: tuple[str, ...] = (
     "devices", "software_version", "created", "schema", "stats", "timing.expected_scene_s", "scenes.spec.root",
@@ -41,7 +45,9 @@ NOT_IDENTITY: tuple[str, ...] = (
     *(f"display_profile.{k}" for k in _PLACEMENT), *(f"dmd_profile.{k}" for k in _PLACEMENT),
     "rig.name", "rig.display", "rig.dmd.vendor_id", "rig.dmd.product_id", "rig.dmd.expected_masks",
     "rig.dmd.max_masks", "rig.dmd.usb_retries", "rig.dmd.usb_command_s", "rig.detector.setup_s",
-    "rig.detector.serial.port", "rig.detector.serial.line_timeout_s", "rig.detector.nidaqmx.max_rate_hz",
+    "rig.detector.serial.port", "rig.detector.serial.line_timeout_s", "rig.detector.serial.baudrate",
+    "rig.detector.serial.usb_cdc", "rig.detector.serial.line_bytes", "rig.detector.nidaqmx.max_rate_hz",
+    "rig.detector.photodiode", "rig.detector.sampling.warn_residual", "rig.detector.sampling.max_residual",
     "rig.sim.realtime",
 )
 

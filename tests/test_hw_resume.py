@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -104,10 +105,18 @@ def test_simulated_flag_and_same_settings(tmp_path, data):
     real = dataclasses.replace(store.manifest, simulated=False, units="V")
     with pytest.raises(ManifestMismatchError, match=r"simulated: stored True, now False.*units: stored 'normalised'"):
         CaptureStore.open_for_writing(tmp_path / "out", real, resume=True)
-    # provenance and operational settings are not part of the identity
+    # provenance, operational settings, thresholds and link speed are not part of the identity
+    rig = copy.deepcopy(store.manifest.rig)
+    rig["calibration"]["alignment"]["max_late_frames"] = 2
+    rig["detector"]["serial"]["baudrate"] = 921600
+    rig["detector"]["sampling"]["warn_residual"] = 1e-3
     same = dataclasses.replace(store.manifest, devices={"dmd": {"backend": "other"}}, software_version="9.9",
-                               calibration={**store.manifest.calibration, "on_error": "retry", "max_retries": 7})
+                               calibration={**store.manifest.calibration, "on_error": "retry", "max_retries": 7},
+                               rig=rig)
     CaptureStore.open_for_writing(tmp_path / "out", same, resume=True).close()
+    rig["calibration"]["alignment"]["markers"] = False  # the markers change the sequence: identity
+    with pytest.raises(ManifestMismatchError, match="rig.calibration.alignment.markers: stored True, now False"):
+        CaptureStore.open_for_writing(tmp_path / "out", dataclasses.replace(store.manifest, rig=rig), resume=True)
 
 
 def test_torn_event_line_does_not_swallow_the_next_event(tmp_path, data):
