@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm import tqdm
 
-from hardware.alignment import (  # noqa: F401  measure_latency: re-exported for the CLI
+from hardware.alignment import (  # noqa: F401  measure_latency: re-exported (older import path)
     MisalignedError,
     build_sequence,
     check_markers,

@@ -1,22 +1,20 @@
 """Rig configuration: typed dataclasses loaded from ``configs/hardware/rig.yaml`` and display profiles.
 
 Every section is a dataclass; unknown keys are refused with the list of allowed keys, so a typo in the
-YAML is an error rather than a silently ignored setting. ``rig_to_dict`` gives the JSON-able snapshot
-stored in each capture's manifest.
+YAML is an error rather than a silently ignored setting (strict reading: :mod:`hardware.config_schema`,
+whose ``RigConfigError``, ``from_dict`` and ``rig_to_dict`` are re-exported here). ``rig_to_dict`` gives the
+JSON-able snapshot stored in each capture's manifest. DMD register limits come from
+:mod:`hardware.dlpc350_commands`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from hardware.bitplanes import DMD_HEIGHT, DMD_WIDTH, DMDGeometry
+from hardware.config_schema import RigConfigError, from_dict, read_yaml, rig_to_dict
+from hardware.dlpc350_commands import LUT_TRIGGER_TYPES, trig_out_register
 from hardware.timing import PatternClock
 
 __all__ = [
@@ -42,10 +40,6 @@ __all__ = [
 ]
 
 PDA100A2_GAINS_DB = tuple(range(0, 80, 10))
-
-
-class RigConfigError(ValueError):
-    """The rig or display configuration is malformed or inconsistent."""
 
 
 @dataclass
@@ -248,8 +242,6 @@ class RigConfig:
         self.dmd.geometry()  # raises MaskGeometryError (a ValueError) when the ROI does not fit
 
     def _validate_dmd_and_sampling(self) -> None:
-        from hardware.dlpc350 import LUT_TRIGGER_TYPES, trig_out_register  # cycle: dlpc350 imports rig
-
         dmd, det = self.dmd, self.detector
         if dmd.lut_first_trigger not in LUT_TRIGGER_TYPES:
             raise RigConfigError(f"dmd.lut_first_trigger must be one of {sorted(LUT_TRIGGER_TYPES)}, got "
@@ -312,75 +304,10 @@ class DisplayProfile:
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise RigConfigError(f"{where} must be a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, where)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise RigConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise RigConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp in (int, float, str):
-        fractional = tp is int and isinstance(value, float) and not value.is_integer()
-        if value is None or isinstance(value, bool) or fractional:
-            raise RigConfigError(f"{where} must be a {tp.__name__}, got {value!r}")
-        try:
-            return tp(value)
-        except (TypeError, ValueError) as exc:
-            raise RigConfigError(f"{where} must be a {tp.__name__}, got {value!r}") from exc
-    return value
-
-
-def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
-    """Build dataclass ``cls`` from a mapping, recursively and strictly (unknown keys are an error)."""
-    data = dict(data or {})
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise RigConfigError(f"{where}: unknown key(s) {unknown}; allowed: {names}")
-    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def rig_to_dict(obj: Any) -> Any:
-    """JSON-able dict of a config dataclass (tuples become lists)."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: rig_to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [rig_to_dict(v) for v in obj]
-    return obj
-
-
 def config_dir() -> Path:
     """``configs/hardware`` of this checkout (next to the ``hardware`` package), else of the cwd."""
     here = Path(__file__).resolve().parents[1] / "configs" / "hardware"
     return here if here.is_dir() else Path.cwd() / "configs" / "hardware"
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RigConfigError(f"{path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise RigConfigError(f"{path} must hold a mapping at the top level")
-    return data
 
 
 def load_rig(path: str | Path | None = None) -> RigConfig:
@@ -388,7 +315,7 @@ def load_rig(path: str | Path | None = None) -> RigConfig:
     p = Path(path) if path is not None else config_dir() / "rig.yaml"
     if not p.is_file():
         raise RigConfigError(f"rig config {str(p)!r} not found; pass --rig configs/hardware/rig.yaml")
-    cfg = from_dict(RigConfig, _read_yaml(p), p.name)
+    cfg = from_dict(RigConfig, read_yaml(p), p.name)
     cfg.validate()
     return cfg
 
@@ -404,7 +331,7 @@ def load_display_profile(name_or_path: str | Path, profiles_dir: str | Path | No
             raise RigConfigError(f"display profile {str(name_or_path)!r} not found in {base}; known: {known}")
     elif not p.is_file():
         raise RigConfigError(f"display profile file {str(p)!r} not found")
-    data = _read_yaml(p)
+    data = read_yaml(p)
     data.setdefault("name", p.stem)
     prof = from_dict(DisplayProfile, data, p.name)
     prof.validate()

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from hardware.dlpc350 import trig_out_delay_us
+from hardware.dlpc350_commands import trig_out_delay_us
 from hardware.rig import PDA100A2_GAINS_DB, RigConfig, RigConfigError, config_dir
 from hardware.timing import PatternClock
 

@@ -30,6 +30,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from hardware.dlpc350_commands import configure_command_count
+
 if TYPE_CHECKING:
     from hardware.rig import DisplayProfile, RigConfig
 
@@ -289,7 +291,6 @@ def serial_line_rate(lines_per_s: float, line_bytes: int, bits_per_byte: int = 1
 def timing_for(rig: RigConfig, d: int, scene_profile: DisplayProfile | None = None) -> TimingModel:
     """The timing model of ``rig`` for ``d`` masks (settle and update times from the scene display profile)."""
     from hardware.alignment import MARKER_PATTERNS  # cycle: alignment imports timing
-    from hardware.dlpc350 import configure_command_count  # cycle: dlpc350 imports timing
 
     cal, dmd = rig.calibration, rig.dmd
     per_group = {"before": 1, "after": 1, "both": 2}[cal.position]

@@ -14,8 +14,8 @@ import pytest
 
 from hardware.bitplanes import DMDGeometry
 from hardware.display import OffscreenDisplay
-from hardware.dlpc350 import (
-    DLPC350DMD,
+from hardware.dlpc350 import DLPC350DMD
+from hardware.dlpc350_commands import (
     LutEntry,
     build_video_lut,
     configure_command_count,
