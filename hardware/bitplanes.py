@@ -142,19 +142,21 @@ def sequence_slots(n_patterns: int) -> np.ndarray:
     return np.stack([k // PLANES_PER_FRAME, k % PLANES_PER_FRAME], axis=1)
 
 
-def frame_map(order: list[int] | np.ndarray, complementary: bool = False) -> dict[str, list[list[int]]]:
+def frame_map(order: list[int] | np.ndarray, complementary: bool = False,
+              offset: int = 0) -> dict[str, list[list[int]]]:
     """Which frame and bit plane carried each mask (indexed by mask index, not display position).
 
     Display position ``p`` shows mask ``order[p]``; with ``complementary`` every mask is followed by its
-    inverse (positions ``2p`` and ``2p + 1``). Returns ``{"mask": [[frame, plane], ...]}`` plus
-    ``"inverse"`` when complementary; plane names are ``PLANE_NAMES[plane]``.
+    inverse (positions ``2p`` and ``2p + 1``); ``offset`` planes (the head alignment marker) come first.
+    Returns ``{"mask": [[frame, plane], ...]}`` plus ``"inverse"`` when complementary; plane names are
+    ``PLANE_NAMES[plane]``.
     """
     order = np.asarray(order, dtype=int)
     d = order.size
     step = 2 if complementary else 1
-    slots = sequence_slots(d * step)
+    slots = sequence_slots(d * step + offset)
     pos = np.empty(d, dtype=int)
-    pos[order] = np.arange(d) * step
+    pos[order] = np.arange(d) * step + offset
     out = {"mask": slots[pos].tolist()}
     if complementary:
         out["inverse"] = slots[pos + 1].tolist()

@@ -28,6 +28,7 @@ __all__ = [
     "reference_planes",
     "reference_from_readings",
     "check_readings",
+    "check_reference_clipping",
     "interpolate_references",
     "correct",
     "CORRECTION_MODES",
@@ -100,6 +101,24 @@ def check_readings(raw: np.ndarray, full_scale: float, max_saturated_fraction: f
             f"{what}: {frac:.1%} of readings are saturated (>= {full_scale:g}), more than the allowed "
             f"{max_saturated_fraction:.1%}; lower the PDA100A2 gain, the scene brightness or raise the DAQ range")
     return frac
+
+
+def check_reference_clipping(raw: np.ndarray, full_scale: float, headroom: float, what: str = "reference") -> None:
+    """References tolerate no clipping: raise :class:`SaturationError` if any reading of the reference frame
+    reaches ``(1 - headroom) * full_scale``.
+
+    Scenes may tolerate a few saturated readings (``max_saturated_fraction``), but a clipped white level
+    rescales every normalised reading of the capture (a white clipped at 0.55 of its true level would
+    inflate them by 1.8), so the scenes' tolerance does not apply here.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    limit = (1.0 - headroom) * full_scale
+    clipped = np.flatnonzero(raw >= limit)
+    if clipped.size:
+        raise SaturationError(
+            f"{what}: {clipped.size} of {raw.size} readings reach {raw[clipped].max():g} >= {limit:g} "
+            f"({1 - headroom:.0%} of full scale {full_scale:g}); a clipped reference would scale every normalised "
+            "reading. Lower the PDA100A2 gain or the white level (calibration.reference_headroom sets the margin)")
 
 
 def interpolate_references(refs: list[Reference], t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:

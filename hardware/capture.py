@@ -1,16 +1,21 @@
 """The capture loop: show a scene, stream the masks through the DMD, read one value per mask, store.
 
-Per scene (skipping scenes that already have a record, so an interrupted capture resumes):
+Per scene (skipping scenes that already have a readable record, so an interrupted capture resumes):
 
 1. references due "before" (every ``calibration.every`` scenes): white field on the scene monitor, settle,
-   one reference frame (``ref_planes`` all-on planes, the rest all-off) -> dark and white levels;
+   one reference frame (``ref_planes`` all-on planes, the rest all-off) -> dark and white levels; a
+   reference tolerates no clipping (``reference_headroom``) and must show its white block above its dark
+   block (alignment);
 2. show the scene, wait the display settle time;
-3. arm the detector for ``n = d`` (``2d`` with complementary patterns) samples plus ``24 * latency_frames``
-   lead-in samples, present the packed mask frames, read with a watchdog timeout
-   (``watchdog_factor x`` the expected duration + margin);
-4. refuse NaN/inf readings and readings saturated beyond ``max_saturated_fraction``: stop, or retry the
+3. arm the detector for the scene's sequence (:mod:`hardware.alignment`: head marker, ``n = d`` or ``2d``
+   patterns, padding, tail marker = whole frames) plus ``24 * latency_frames`` lead-in samples, present
+   the packed frames, read with a watchdog timeout (``watchdog_factor x`` the expected duration + margin);
+4. check frame alignment (markers; late frames reported by the presenter <= ``max_late_frames``): a
+   misaligned scene is captured again, at most ``alignment.max_recaptures`` times, then the run stops;
+5. refuse NaN/inf readings and readings saturated beyond ``max_saturated_fraction``: stop, or retry the
    scene up to ``max_retries`` times (``on_error``); detector timeouts are handled the same way;
-5. references due "after"; write the record atomically (readings in mask-index order).
+   transient link errors (serial checksum, missing sample index) are always retried up to ``max_retries``;
+6. references due "after"; write the record atomically (readings in mask-index order).
 
 Readings are reordered from display order (``order`` of the mask file) to mask-index order, so
 ``record.readings[i]`` is the value of mask ``i`` as the optical encoder expects.
@@ -27,18 +32,33 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm import tqdm
 
-from hardware.bitplanes import PLANES_PER_FRAME, pack_masks, pack_planes, validate_binary_masks
+from hardware.alignment import (  # noqa: F401  measure_latency: re-exported (older import path)
+    MisalignedError,
+    build_sequence,
+    check_markers,
+    check_reference_alignment,
+    measure_latency,
+)
+from hardware.bitplanes import PLANES_PER_FRAME, display_sequence, pack_planes, validate_binary_masks
 from hardware.calibration import (
     ReadingError,
     Reference,
     check_readings,
+    check_reference_clipping,
     reference_from_readings,
     reference_planes,
 )
-from hardware.protocols import DMD, Detector, DetectorTimeoutError, HardwareError, SceneDisplay
-from hardware.rig import DisplayProfile, RigConfig
+from hardware.protocols import (
+    DMD,
+    Detector,
+    DetectorTimeoutError,
+    HardwareError,
+    SceneDisplay,
+    TransientDetectorError,
+)
+from hardware.rig import RigConfig
 from hardware.store import CaptureRecord, CaptureStore
-from hardware.timing import TimingModel
+from hardware.timing import timing_for  # noqa: F401  re-exported (older import path)
 from lsi.images import IMAGE_EXTENSIONS, load_image, scan_images
 
 __all__ = [
@@ -106,32 +126,27 @@ class ImageFolderScenes(Sequence[Scene]):
         return Scene(i, rel, {"path": rel}, lambda: load_image(self.root / rel, self.resolution, what="--images"))
 
 
-# ------------------------------------------------------------------------------------------------ timing
-def timing_for(rig: RigConfig, d: int, scene_profile: DisplayProfile) -> TimingModel:
-    """Timing model of ``rig`` for ``d`` masks and the scene display's settle time."""
-    cal = rig.calibration
-    per_group = {"before": 1, "after": 1, "both": 2}[cal.position]
-    return TimingModel(
-        exposure_us=rig.dmd.exposure_us, d=d, dark_us=rig.dmd.frame_period_us - rig.dmd.exposure_us,
-        video_fps=rig.dmd.video_fps, display_settle_s=scene_profile.settle_s,
-        reference_settle_s=scene_profile.settle_s, complementary=cal.complementary,
-        refs_per_scene=per_group / cal.every if cal.every else 0.0, latency_frames=rig.dmd.latency_frames)
-
-
 # ------------------------------------------------------------------------------------------------ session
 @dataclass
 class CaptureSummary:
     written: list[int] = field(default_factory=list)
     skipped: int = 0
     retries: int = 0
+    misaligned: int = 0  # acquisitions captured again after a failed alignment check
+    inconclusive: int = 0  # scenes too dark for the marker check
+    late_frames: int = 0  # reported by the presenter
     elapsed_s: float = 0.0
+
+    def stats(self) -> dict[str, int]:
+        return {"retries": self.retries, "misaligned_recaptured": self.misaligned,
+                "alignment_inconclusive": self.inconclusive, "late_frames": self.late_frames}
 
 
 class CaptureSession:
     """Runs a capture on given backends into an open store.
 
     Args:
-        rig: rig configuration (DMD timing, calibration rules).
+        rig: rig configuration (DMD timing, calibration rules, alignment checks).
         masks: ``[d, H, W]`` uint8 binary masks; ``order``: display order (permutation of ``range(d)``).
         dmd, detector, scene_display: backends (real, simulated or mock).
         store: a store opened with :meth:`CaptureStore.open_for_writing`.
@@ -144,28 +159,28 @@ class CaptureSession:
         self.rig, self.dmd, self.detector, self.display, self.store = rig, dmd, detector, scene_display, store
         self.sleep, self.clock = sleep, clock
         self.cal = rig.calibration
+        self.align = self.cal.alignment
         self.geometry = rig.dmd.geometry()
         validate_binary_masks(masks, self.geometry, rig.dmd.expected_masks)
         self.d = masks.shape[0]
         self.order = np.asarray(order, dtype=int)
         if sorted(self.order.tolist()) != list(range(self.d)):
             raise ValueError(f"order must be a permutation of range({self.d}), got {self.order[:10].tolist()}...")
-        self.n = self.d * (2 if self.cal.complementary else 1)
-        self.frames = pack_masks(masks, self.geometry, self.order, self.cal.complementary)
+        self.sequence = build_sequence(display_sequence(masks, self.order, self.cal.complementary), self.align.markers)
+        self.frames = self.geometry.place(pack_planes(self.sequence.planes))
         self.ref_frames = self.geometry.place(pack_planes(reference_planes(self.geometry.mask_shape,
                                                                            self.cal.ref_planes)))
         self.white = np.ones((3,) + tuple(masks.shape[1:]), dtype=np.float32)
-        self.timing = TimingModel(exposure_us=rig.dmd.exposure_us, d=self.d,
-                                  dark_us=rig.dmd.frame_period_us - rig.dmd.exposure_us, video_fps=rig.dmd.video_fps,
-                                  complementary=self.cal.complementary, latency_frames=rig.dmd.latency_frames)
+        self.timing = timing_for(rig, self.d)
         self.lead = rig.dmd.latency_frames * PLANES_PER_FRAME
+        self.last_span: float | None = None  # white - dark of the latest reference
 
     # -- measurements -----------------------------------------------------------------------------------------
     def acquire(self, frames: np.ndarray, n: int) -> np.ndarray:
         """Arm, present ``frames``, read ``n`` values (after the latency lead-in) with a watchdog timeout."""
         expected = self.timing.frame_s * (frames.shape[0] + self.rig.dmd.latency_frames)
         timeout = self.cal.watchdog_factor * expected + self.cal.watchdog_margin_s
-        self.detector.arm(n + self.lead, self.timing.patterns_per_s)
+        self.detector.arm(n + self.lead, self.timing.clock)
         try:
             self.dmd.present(frames)
             raw = np.asarray(self.detector.read(timeout), dtype=np.float64)
@@ -176,46 +191,98 @@ class CaptureSession:
             raise ReadingError(f"detector returned {raw.shape} values, expected {n + self.lead}")
         return raw[self.lead:]
 
+    def _late_frames(self) -> int:
+        return int(getattr(self.dmd, "late_frames", 0))
+
+    def _acquire_checked(self, frames: np.ndarray, n: int, what: str) -> tuple[np.ndarray, int]:
+        """:meth:`acquire` plus the late-frame limit of the presenter."""
+        before = self._late_frames()
+        raw = self.acquire(frames, n)
+        late = self._late_frames() - before
+        if late > self.align.max_late_frames:
+            raise MisalignedError(f"{what}: the frame presenter reported {late} late frame(s) during the acquisition "
+                                  f"(calibration.alignment.max_late_frames = {self.align.max_late_frames})")
+        return raw, late
+
     def reference(self, role: str) -> Reference:
         """Measure a dark/white reference with a white field on the scene monitor."""
         self.display.show(self.white)
         self.sleep(self.display.settle_s)
         t = self.clock()
-        raw = self.acquire(self.ref_frames, PLANES_PER_FRAME)
-        check_readings(raw, self.detector.full_scale, self.cal.max_saturated_fraction, f"{role} reference")
-        return reference_from_readings(raw, self.cal.ref_planes, t, role)
+        what = f"{role} reference"
+        raw, _ = self._acquire_checked(self.ref_frames, PLANES_PER_FRAME, what)
+        check_readings(raw, float("inf"), 1.0, what)  # NaN / inf
+        check_reference_clipping(raw, self.detector.full_scale, self.cal.reference_headroom, what)
+        check_reference_alignment(raw, self.cal.ref_planes, what)
+        ref = reference_from_readings(raw, self.cal.ref_planes, t, role)
+        self.last_span = ref.white - ref.dark
+        return ref
 
-    def measure(self, scene: Scene) -> tuple[np.ndarray, np.ndarray | None, float, dict[str, float]]:
-        """Show ``scene`` and read it: (readings [d], inverse readings [d] or None, saturated fraction, times)."""
+    def measure(self, scene: Scene) -> tuple[np.ndarray, np.ndarray | None, float, dict[str, float], dict[str, Any]]:
+        """Show ``scene`` and read it: (readings [d], inverse readings [d] or None, saturated fraction, times,
+        alignment)."""
         image = scene.load()
         t_show = self.clock()
         self.display.show(image)
         self.sleep(self.display.settle_s)
         t0 = self.clock()
-        raw = self.acquire(self.frames, self.n)
+        what = f"scene {scene.scene_id} ({scene.key})"
+        raw, late = self._acquire_checked(self.frames, self.sequence.n_acquire, what)
         t1 = self.clock()
-        frac = check_readings(raw, self.detector.full_scale, self.cal.max_saturated_fraction, f"scene {scene.key}")
-        seq = raw[0::2] if self.cal.complementary else raw
+        check_readings(raw, float("inf"), 1.0, what)  # NaN / inf anywhere, markers included
+        seq = raw[self.sequence.positions]
+        frac = check_readings(seq, self.detector.full_scale, self.cal.max_saturated_fraction, what)
+        result = check_markers(raw, self.sequence, self.align, self.last_span)
+        if result.status == "misaligned":
+            raise MisalignedError(f"{what}: {result.reason}")
         readings = np.empty(self.d)
-        readings[self.order] = seq
         inv = None
         if self.cal.complementary:
+            readings[self.order] = seq[0::2]
             inv = np.empty(self.d)
-            inv[self.order] = raw[1::2]
-        return readings, inv, frac, {"show": t_show, "acquire_start": t0, "acquire_end": t1}
+            inv[self.order] = seq[1::2]
+        else:
+            readings[self.order] = seq
+        alignment = {**result.to_dict(), "late_frames": late}
+        return readings, inv, frac, {"show": t_show, "acquire_start": t0, "acquire_end": t1}, alignment
 
     # -- loop -------------------------------------------------------------------------------------------------
-    def _attempt(self, fn: Callable[[], Any], scene: Scene, what: str, summary: CaptureSummary) -> tuple[Any, int]:
-        """Run ``fn`` under the error policy (bad readings and detector timeouts: stop or retry)."""
-        attempt = 0
+    def _attempt(self, fn: Callable[[], Any], scene: Scene, what: str, summary: CaptureSummary
+                 ) -> tuple[Any, int, int]:
+        """Run ``fn`` under the error policy; returns (result, attempts, misaligned recaptures).
+
+        Misaligned acquisitions are captured again (``alignment.max_recaptures``), transient link errors
+        retried (``max_retries``); bad readings and detector timeouts follow ``on_error``.
+        """
+        attempt = misaligned = transient = 0
         while True:
             attempt += 1
             try:
-                return fn(), attempt
+                return fn(), attempt, misaligned
+            except MisalignedError as exc:
+                misaligned += 1
+                summary.misaligned += 1
+                self.store.log_event("scene_misaligned", scene_id=scene.scene_id, key=scene.key, step=what,
+                                     attempt=attempt, error=str(exc))
+                if misaligned <= self.align.max_recaptures:
+                    continue
+                raise CaptureAborted(
+                    f"scene {scene.scene_id} ({scene.key}) not recorded: {what} still misaligned after {misaligned} "
+                    f"capture(s): {exc}. Measure dmd.latency_frames with --check-sync and use a VSYNC-locked "
+                    "presenter (docs/hardware.md)") from exc
+            except TransientDetectorError as exc:
+                transient += 1
+                self.store.log_event("scene_error", scene_id=scene.scene_id, key=scene.key, step=what,
+                                     attempt=attempt, transient=True, error=f"{type(exc).__name__}: {exc}")
+                if transient <= self.cal.max_retries:
+                    summary.retries += 1
+                    continue
+                raise CaptureAborted(f"scene {scene.scene_id} ({scene.key}) not recorded: {what} failed after "
+                                     f"{transient} link error(s): {exc}") from exc
             except (ReadingError, DetectorTimeoutError) as exc:
                 self.store.log_event("scene_error", scene_id=scene.scene_id, key=scene.key, step=what,
                                      attempt=attempt, error=f"{type(exc).__name__}: {exc}")
-                if self.cal.on_error == "retry" and attempt <= self.cal.max_retries:
+                if self.cal.on_error == "retry" and attempt - misaligned - transient <= self.cal.max_retries:
                     summary.retries += 1
                     continue
                 raise CaptureAborted(f"scene {scene.scene_id} ({scene.key}) not recorded: {what} failed after "
@@ -226,18 +293,23 @@ class CaptureSession:
         refs: list[Reference] = []
         if every and index % every == 0 and pos in ("before", "both"):
             refs.append(self._attempt(lambda: self.reference("before"), scene, "reference before", summary)[0])
-        (readings, inv, frac, times), attempts = self._attempt(lambda: self.measure(scene), scene, "measurement",
-                                                               summary)
+        (readings, inv, frac, times, alignment), attempts, misaligned = self._attempt(
+            lambda: self.measure(scene), scene, "measurement", summary)
         if every and (index % every == every - 1 or last) and pos in ("after", "both"):
             refs.append(self._attempt(lambda: self.reference("after"), scene, "reference after", summary)[0])
-        return CaptureRecord(scene.scene_id, scene.key, scene.source, readings, inv, refs, times, frac, attempts)
+        alignment["recaptured"] = misaligned
+        summary.inconclusive += alignment["status"] == "inconclusive"
+        summary.late_frames += int(alignment["late_frames"])
+        return CaptureRecord(scene.scene_id, scene.key, scene.source, readings, inv, refs, times, frac, attempts,
+                             alignment)
 
     def run(self, scenes: SceneSource, progress: bool = True) -> CaptureSummary:
         """Capture every scene without a record; returns a summary. The DMD is stopped on exit."""
         t_start = time.monotonic()
         todo = [s for s in scenes if not self.store.has(s.scene_id)]
         summary = CaptureSummary(skipped=len(scenes) - len(todo))
-        self.store.log_event("session_start", pending=len(todo), done=summary.skipped)
+        self.store.log_event("session_start", pending=len(todo), done=summary.skipped,
+                             patterns_per_scene=self.sequence.n_acquire)
         bar = tqdm(total=len(scenes), initial=summary.skipped, unit="scene", disable=not progress,
                    dynamic_ncols=True, desc="capture")
         failed = False
@@ -252,14 +324,28 @@ class CaptureSession:
         except BaseException as exc:
             failed = True
             self.store.log_event("session_stopped", written=len(summary.written),
-                                 error=f"{type(exc).__name__}: {exc}")
+                                 error=f"{type(exc).__name__}: {exc}", **summary.stats())
             raise
         finally:
             bar.close()
             summary.elapsed_s = time.monotonic() - t_start
-            self._shutdown(quiet=failed)
-        self.store.log_event("session_end", written=len(summary.written), elapsed_s=summary.elapsed_s)
+            try:
+                self._shutdown(quiet=failed)
+            finally:
+                self._record_stats(summary)
+        self.store.log_event("session_end", written=len(summary.written), elapsed_s=summary.elapsed_s,
+                             **summary.stats())
         return summary
+
+    def _record_stats(self, summary: CaptureSummary) -> None:
+        """Add this session's counts to the manifest; never masks the error that ended the session."""
+        counts = {k: v for k, v in summary.stats().items() if v}
+        if not counts:
+            return
+        try:
+            self.store.add_stats(**counts)
+        except Exception as exc:  # noqa: BLE001 - the counts are also in the records and events
+            self.store.log_event("stats_error", error=f"{type(exc).__name__}: {exc}", **counts)
 
     def _shutdown(self, quiet: bool) -> None:
         """Stop the DMD and abort the detector; while another error propagates, only log failures here."""
@@ -270,37 +356,3 @@ class CaptureSession:
                 if not quiet:
                     raise
                 self.store.log_event("shutdown_error", error=f"{type(exc).__name__}: {exc}")
-
-
-def measure_latency(rig: RigConfig, dmd: DMD, detector: Detector, display: SceneDisplay, max_frames: int = 3,
-                    sleep: Callable[[float], None] = time.sleep) -> tuple[int | None, np.ndarray]:
-    """Bring-up check of frame alignment: find ``dmd.latency_frames``.
-
-    With a white field on the scene monitor, streams one frame whose bit planes alternate on/off followed by
-    ``max_frames`` all-off frames, acquires ``24 * (max_frames + 1)`` samples from the start trigger and
-    returns the index of the first 24-sample block whose even samples are all brighter than its odd ones
-    (None when there is none: check the wiring, the DMD input and the optics), plus the raw readings.
-    """
-    geometry = rig.dmd.geometry()
-    planes = np.zeros((PLANES_PER_FRAME * (1 + max_frames),) + geometry.mask_shape, dtype=np.uint8)
-    planes[0:PLANES_PER_FRAME:2] = 1
-    frames = geometry.place(pack_planes(planes))
-    display.show(np.ones((3,) + geometry.mask_shape, dtype=np.float32))
-    sleep(display.settle_s)
-    dmd.configure(rig.dmd.exposure_us, rig.dmd.frame_period_us)
-    dmd.start()
-    try:
-        n = planes.shape[0]
-        timing = TimingModel(exposure_us=rig.dmd.exposure_us, d=n, video_fps=rig.dmd.video_fps,
-                             dark_us=rig.dmd.frame_period_us - rig.dmd.exposure_us)
-        detector.arm(n, timing.patterns_per_s)
-        dmd.present(frames)
-        raw = np.asarray(detector.read(rig.calibration.watchdog_factor * timing.sequence_s
-                                       + rig.calibration.watchdog_margin_s), dtype=np.float64)
-    finally:
-        dmd.stop()
-    for k in range(max_frames + 1):
-        block = raw[k * PLANES_PER_FRAME:(k + 1) * PLANES_PER_FRAME]
-        if block.size == PLANES_PER_FRAME and block[0::2].min() > block[1::2].max():
-            return k, raw
-    return None, raw

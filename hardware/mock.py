@@ -4,6 +4,9 @@
   :mod:`hardware.protocols` and append ``(method, args)`` to ``calls``.
 * :class:`FaultInjector` wraps any backend and raises a chosen exception on a seeded random subset of
   calls, to exercise the capture loop's error paths.
+* :class:`MockDLPC350Device` is a pyusb-like DLPC350 (HID reports in, replies out) with injectable USB
+  faults: lost replies (read time-outs), late replies (answer arrives one read later), NACKs, and a scripted
+  LUT validation status.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from hardware.bitplanes import DMDGeometry, unpack_frames
 from hardware.protocols import DetectorTimeoutError, HardwareError
 
-__all__ = ["MockDMD", "MockDetector", "MockSceneDisplay", "FaultInjector", "InjectedFault"]
+__all__ = ["MockDMD", "MockDetector", "MockSceneDisplay", "FaultInjector", "InjectedFault", "MockDLPC350Device"]
 
 
 class InjectedFault(HardwareError):
@@ -44,6 +47,7 @@ class MockDMD(_Recorder):
         self.geometry = geometry or DMDGeometry()
         self.running = False
         self.shown: list[np.ndarray] = []
+        self.late_frames = 0  # raise it in a test to fake a presenter that missed frames
 
     def configure(self, exposure_us: int, period_us: int) -> None:
         self._rec("configure", exposure_us, period_us)
@@ -77,8 +81,8 @@ class MockDetector(_Recorder):
         self.full_scale = full_scale
         self._armed: int | None = None
 
-    def arm(self, n_patterns: int, pattern_rate_hz: float) -> None:
-        self._rec("arm", n_patterns, pattern_rate_hz)
+    def arm(self, n_patterns: int, clock: Any) -> None:
+        self._rec("arm", n_patterns, clock)
         self._armed = n_patterns
 
     def read(self, timeout_s: float) -> np.ndarray:
@@ -152,3 +156,66 @@ class FaultInjector:
             return attr(*args, **kwargs)
 
         return wrapped
+
+
+class MockDLPC350Device:
+    """A DLPC350 on USB as pyusb sees it: ``write(1, report)``, ``read(0x81, 64[, timeout])``.
+
+    Replies echo the request's flags (plus the NACK bit 0x20 where refused) and sequence byte, carry the
+    payload length in bytes 2-3 and the payload from byte 4 (the LUT validation status for a 0x1A1A read).
+
+    Args:
+        statuses: validation status bytes returned by successive 0x1A1A reads (the last one repeats).
+        nack_on: ``(cmd2, cmd3)`` answered with a NACK.
+        faults: ``{(cmd2, cmd3, "r" | "w"): ["timeout" | "late", ...]}``; each reply to a matching command
+            takes the next fault: ``timeout`` loses the reply (the read times out), ``late`` keeps it queued
+            so that the read times out and the reply comes out of a later read instead.
+    """
+
+    def __init__(self, statuses: list[int] | None = None, nack_on: tuple[int, int] | None = None,
+                 faults: dict[tuple[int, int, str], list[str]] | None = None) -> None:
+        self.packets: list[bytes] = []
+        self.statuses = list(statuses or [0x00])
+        self.nack_on = nack_on
+        self.faults = {k: list(v) for k, v in (faults or {}).items()}
+        self.pending: list[list[int]] = []  # queued replies, oldest first
+        self._hold = 0  # reads to fail before the head of the queue is delivered ("late")
+        self.timeouts = 0
+        self.configured = False
+
+    def set_configuration(self) -> None:
+        self.configured = True
+
+    def write(self, endpoint: int, buffer: list[int], timeout: int | None = None) -> int:
+        assert endpoint == 1, f"HID reports go to endpoint 1, got {endpoint}"
+        assert len(buffer) == 64 and all(0 <= b <= 255 for b in buffer), "a HID report is 64 bytes"
+        pkt = bytes(buffer)
+        self.packets.append(pkt)
+        flags, seq, cmd = pkt[0], pkt[1], (pkt[5], pkt[4])
+        mode = "r" if flags & 0x80 else "w"
+        data: list[int] = []
+        if mode == "r" and cmd == (0x1A, 0x1A):
+            data = [self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]]
+        nack = 0x20 if self.nack_on == cmd else 0
+        reply = [(flags & 0xC0) | nack, seq, len(data) & 0xFF, len(data) >> 8] + data
+        fault = self.faults.get(cmd + (mode,), [])
+        kind = fault.pop(0) if fault else None
+        if kind == "timeout":
+            return 64  # reply lost
+        self.pending.append(reply + [0] * (64 - len(reply)))
+        if kind == "late":
+            self._hold += 1
+        return 64
+
+    def read(self, endpoint: int, size: int, timeout: int | None = None) -> list[int]:
+        import usb.core
+
+        assert endpoint == 0x81 and size == 64
+        if self._hold or not self.pending:
+            self._hold = max(self._hold - 1, 0)
+            self.timeouts += 1
+            raise usb.core.USBError("Operation timed out", errno=110)
+        return self.pending.pop(0)
+
+    def reset(self) -> None:
+        pass

@@ -4,7 +4,8 @@ A capture needs three devices:
 
 * :class:`DMD` shows packed bit-plane frames (``[F, 1140, 912, 3]`` uint8, see :mod:`hardware.bitplanes`)
   as binary patterns, one pattern per bit plane;
-* :class:`Detector` returns one value per pattern (``[n]`` float64) for an acquisition armed beforehand;
+* :class:`Detector` returns one value per pattern (``[n]`` float64) for an acquisition armed beforehand,
+  timed by a :class:`hardware.timing.PatternClock` (the one timing model);
 * :class:`SceneDisplay` shows the scene (``[3, H, W]`` or ``[H, W, 3]`` float in [0, 1], linear intensity).
 
 :class:`FramePresenter` is the output that carries frames to the DMD's video port (a fullscreen window on
@@ -13,11 +14,14 @@ the DMD's HDMI screen for the real rig). Real, simulated and mock backends all s
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from hardware.bitplanes import DMDGeometry
+
+if TYPE_CHECKING:
+    from hardware.timing import PatternClock
 
 __all__ = [
     "DMD",
@@ -29,6 +33,7 @@ __all__ = [
     "DMDConfigError",
     "DetectorError",
     "DetectorTimeoutError",
+    "TransientDetectorError",
     "BackendUnavailableError",
 ]
 
@@ -51,6 +56,11 @@ class DetectorError(HardwareError):
 
 class DetectorTimeoutError(DetectorError, TimeoutError):
     """The detector did not deliver the armed number of samples in time."""
+
+
+class TransientDetectorError(DetectorError):
+    """A link error that repeating the acquisition can cure (serial checksum, missing sample index, samples
+    before the start handshake); the capture loop retries the scene (``calibration.max_retries``)."""
 
 
 class BackendUnavailableError(HardwareError, ImportError):
@@ -92,6 +102,9 @@ class DMD(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
+    # Optional: ``late_frames`` (int), frames the presenter could not show on time; the capture loop
+    # compares it before and after each acquisition (calibration.alignment.max_late_frames).
+
 
 @runtime_checkable
 class Detector(Protocol):
@@ -99,8 +112,9 @@ class Detector(Protocol):
 
     full_scale: float
 
-    def arm(self, n_patterns: int, pattern_rate_hz: float) -> None:
-        """Prepare a finite acquisition of ``n_patterns`` values starting at the next sequence start."""
+    def arm(self, n_patterns: int, clock: PatternClock) -> None:
+        """Prepare a finite acquisition of ``n_patterns`` values starting at the next sequence start
+        (TRIG_OUT_2); ``clock`` says when the patterns come (video rate, period, exposure)."""
         ...
 
     def read(self, timeout_s: float) -> np.ndarray:

@@ -11,11 +11,17 @@ Path model (normalised reading units, as the optical encoder ``lsi.physics.opera
    block-averaged back onto the mask grid, so packing errors show up in the readings;
 4. each pattern integrates ``mean((leak + (1 - leak) * m) * E)`` (:func:`lsi.physics.operator.measure`) - off
    mirrors leak ``leak`` of the light;
-5. source drift multiplies the light by ``1 + drift_per_acquisition * k`` for the ``k``-th acquisition;
-6. :class:`lsi.physics.noise.NoiseModel` (``differentiable=False``: exact Poisson) adds shot noise, read noise,
+5. the photodiode responds as a first-order low pass (``tau`` from the gain table at ``detector.gain_db``,
+   or ``sim.detector_bandwidth_hz``) and is sampled where ``detector.sampling.point`` says, on the timing
+   of the :class:`~hardware.timing.PatternClock` the detector was armed with (:func:`hardware.sampling.respond`):
+   sampling at the start of the exposure reads the previous pattern, as a real rig would;
+6. source drift multiplies the light by ``1 + drift_per_acquisition * k`` for the ``k``-th acquisition;
+7. :class:`lsi.physics.noise.NoiseModel` (``differentiable=False``: exact Poisson) adds shot noise, read noise,
    dark offset, ambient light and the ADC - the same noise model as training.
 
 An all-white scene through an all-on mask therefore reads ~1 before the dark offset and ambient term.
+Faults: :meth:`SimDMD.inject_slip` shifts the next presentation by a whole frame (``late``: an idle frame
+is shown first) or repeats a frame (``repeat``), optionally counted as a late frame by the presenter.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from scipy.ndimage import gaussian_filter
 from hardware.bitplanes import PLANES_PER_FRAME, DMDGeometry, plane_channel_bit
 from hardware.display import OffscreenDisplay
 from hardware.protocols import DetectorTimeoutError, HardwareError
-from hardware.rig import DisplayProfile, RigConfig, SimConfig
-from hardware.timing import check_exposure
+from hardware.rig import DisplayProfile, RigConfig
+from hardware.sampling import detector_tau_us, respond, sample_offsets_us
+from hardware.timing import PatternClock, check_exposure
 from lsi.physics.noise import NoiseModel
 from lsi.physics.operator import measure
 
@@ -55,16 +62,20 @@ def frames_to_masks(frames: np.ndarray, geometry: DMDGeometry) -> np.ndarray:
 class OpticalPath:
     """Shared state of the simulated rig (see module docstring)."""
 
-    def __init__(self, geometry: DMDGeometry, sim: SimConfig, latency_frames: int = 0) -> None:
+    def __init__(self, geometry: DMDGeometry, rig: RigConfig, tau_us: float = 0.0) -> None:
         self.geometry = geometry
-        self.sim = sim
-        self.latency_frames = latency_frames
+        self.rig = rig
+        self.sim = rig.sim
+        self.latency_frames = rig.dmd.latency_frames
+        self.tau_us = tau_us
+        sim = self.sim
         self.irradiance = np.zeros(geometry.mask_shape, dtype=np.float64)
         self.noise = NoiseModel(**vars(sim.noise), differentiable=False)
         self.generator = torch.Generator().manual_seed(int(sim.seed))
         self.acquisitions = 0
         self._cache: list[tuple[np.ndarray, np.ndarray]] = []  # (frames, effective masks), keeps ids alive
         self._armed: int | None = None
+        self._clock: PatternClock | None = None
         self._stream: list[np.ndarray] = []
         self.dmd_running = False
 
@@ -89,19 +100,25 @@ class OpticalPath:
         self._cache = (self._cache + [(frames, masks)])[-4:]
         return masks
 
-    def on_frames(self, frames: np.ndarray) -> None:
-        """Frames arriving at the DMD's video input while the sequence runs."""
+    def on_frames(self, frames: np.ndarray, slip: str | None = None) -> None:
+        """Frames arriving at the DMD's video input while the sequence runs (``slip``: an injected fault)."""
         if not self.dmd_running:
             return  # the DMD ignores frames while stopped
         if self._armed is not None:
+            idle = np.zeros((PLANES_PER_FRAME,) + self.geometry.mask_shape, dtype=np.float32)
             if not self._stream and self.latency_frames:
-                self._stream.append(np.zeros((self.latency_frames * PLANES_PER_FRAME,) + self.geometry.mask_shape,
-                                             dtype=np.float32))
-            self._stream.append(self._effective(frames))
+                self._stream.append(np.repeat(idle, self.latency_frames, axis=0))
+            masks = self._effective(frames)
+            if slip == "late":  # the acquisition starts on an idle frame: everything one frame later
+                masks = np.concatenate([idle, masks], axis=0)
+            elif slip == "repeat":  # the first frame shown twice (the second was not ready in time)
+                masks = np.concatenate([masks[:PLANES_PER_FRAME], masks], axis=0)
+            self._stream.append(masks)
 
     # -- detector side ---------------------------------------------------------------------------------------
-    def arm(self, n: int) -> None:
+    def arm(self, n: int, clock: PatternClock) -> None:
         self._armed = int(n)
+        self._clock = clock
         self._stream = []
 
     def clean_readings(self, masks: np.ndarray) -> np.ndarray:
@@ -130,7 +147,12 @@ class OpticalPath:
         if masks.shape[0] < n:
             raise DetectorTimeoutError(f"simulated detector armed for {n} samples but only {masks.shape[0]} "
                                        "patterns were shown (was the DMD started and were frames presented?)")
-        clean = self.clean_readings(masks[:n]) * (1.0 + self.sim.drift_per_acquisition * self.acquisitions)
+        clean = self.clean_readings(masks[:n])
+        if self.tau_us > 0 and self._clock is not None:
+            off = float(self.clean_readings(np.zeros((1,) + self.geometry.mask_shape, dtype=np.float32))[0])
+            offsets, keep = sample_offsets_us(self.rig, self._clock)
+            clean = respond(clean, off, self._clock, self.tau_us, offsets, keep)
+        clean = clean * (1.0 + self.sim.drift_per_acquisition * self.acquisitions)
         self.acquisitions += 1
         noisy = self.noise.apply(torch.from_numpy(clean), generator=self.generator)
         return noisy.numpy().astype(np.float64)
@@ -165,10 +187,11 @@ class SimDMD:
         self.video_fps = video_fps
         self.realtime = realtime
         self.exposure_us = self.period_us = 0
-        presenter.observers.append(lambda kind, payload: path.on_frames(payload) if kind == "frames" else None)
+        self._slips: list[tuple[str, bool]] = []
+        presenter.observers.append(self._on_present)
 
     def configure(self, exposure_us: int, period_us: int) -> None:
-        check_exposure(exposure_us, period_us)
+        check_exposure(exposure_us, period_us, self.path.rig.dmd.min_dark_us)
         self.exposure_us, self.period_us = exposure_us, period_us
 
     def start(self) -> None:
@@ -183,6 +206,27 @@ class SimDMD:
         self.presenter.present(frames, 1.0 / self.video_fps)
         if self.realtime:
             time.sleep(frames.shape[0] / self.video_fps)
+
+    @property
+    def late_frames(self) -> int:
+        return self.presenter.late_frames
+
+    def inject_slip(self, kind: str = "late", count_as_late: bool = False, times: int = 1) -> None:
+        """Fault for the next ``times`` acquisitions: ``late`` shows an idle frame first (all readings one frame
+        late), ``repeat`` shows a frame twice, ``count`` changes nothing but the presenter's late-frame count;
+        ``count_as_late`` makes the presenter report a late frame as a timer-driven window would."""
+        if kind not in ("late", "repeat", "count"):
+            raise ValueError(f"slip kind must be late, repeat or count, got {kind!r}")
+        self._slips.extend([(kind, count_as_late or kind == "count")] * times)
+
+    def _on_present(self, kind: str, payload: Any) -> None:
+        if kind != "frames":
+            return
+        slip = None
+        if self._slips and self.path.dmd_running and self.path._armed is not None:
+            slip, counted = self._slips.pop(0)
+            self.presenter.late_frames += int(counted)
+        self.path.on_frames(payload, slip)
 
     def close(self) -> None:
         self.stop()
@@ -199,8 +243,8 @@ class SimDetector:
         self.path = path
         self.full_scale = float(path.noise.full_scale) if path.noise.adc_bits > 0 else float("inf")
 
-    def arm(self, n_patterns: int, pattern_rate_hz: float) -> None:
-        self.path.arm(n_patterns)
+    def arm(self, n_patterns: int, clock: PatternClock) -> None:
+        self.path.arm(n_patterns, clock)
 
     def read(self, timeout_s: float) -> np.ndarray:
         return self.path.collect()
@@ -213,7 +257,8 @@ class SimDetector:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "sim", "noise": vars(self.path.noise), "leak": self.path.sim.leak,
-                "blur_sigma": self.path.sim.blur_sigma, "drift_per_acquisition": self.path.sim.drift_per_acquisition}
+                "blur_sigma": self.path.sim.blur_sigma, "drift_per_acquisition": self.path.sim.drift_per_acquisition,
+                "tau_us": self.path.tau_us, "sampling_point": self.path.rig.detector.sampling.point}
 
 
 @dataclass
@@ -229,7 +274,7 @@ class SimRig:
 def build_sim_rig(rig: RigConfig, scene_profile: DisplayProfile, dmd_profile: DisplayProfile) -> SimRig:
     """Simulated rig for ``rig`` (geometry, timing and ``rig.sim``) and the two display profiles."""
     geometry = rig.dmd.geometry()
-    path = OpticalPath(geometry, rig.sim, latency_frames=rig.dmd.latency_frames)
+    path = OpticalPath(geometry, rig, detector_tau_us(rig))
     presenter = OffscreenDisplay(dmd_profile)
     dmd = SimDMD(geometry, path, presenter, rig.dmd.video_fps, rig.sim.realtime)
     return SimRig(dmd, SimDetector(path), SimSceneDisplay(scene_profile, path, rig.sim.realtime), path)

@@ -2,10 +2,18 @@
 
 Layout::
 
-    <out>/manifest.json            CaptureManifest (written once; identical masks required to resume)
-    <out>/events.jsonl             append-only log (sessions, errors, interruptions)
+    <out>/manifest.json            CaptureManifest (hardware.manifest); written at creation, only its
+                                   ``stats`` block is rewritten (atomically) at the end of each session
+    <out>/events.jsonl             append-only log (sessions, errors, interruptions, quarantined records)
     <out>/records/scene-0000042.npz one record per scene (numpy .npz, no pickle)
+    <out>/quarantine/              unreadable records moved aside on resume (then captured again)
     <out>/.lock                    held (flock) by the writing process
+
+Resuming requires the same identity (:meth:`CaptureManifest.check_resumable`) and re-reads every record:
+a record that cannot be read (empty, truncated, inconsistent) is moved to ``quarantine/`` with a
+``record_quarantined`` event and its scene is captured again. Events are appended one JSON line at a
+time; a line torn by a crash mid-write is terminated before the next append, and :func:`read_events`
+skips and counts torn lines.
 
 Records are written atomically: a temporary file in ``records/`` is written and fsynced, hard-linked to
 its final name (which fails if the name exists - records are never overwritten; on filesystems without
@@ -22,14 +30,25 @@ import os
 import time
 import uuid
 import zipfile
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hardware.calibration import Reference
+from hardware.manifest import (
+    SCHEMA,
+    CaptureManifest,
+    ManifestMismatchError,
+    MaskInfo,
+    MaskMismatchError,
+    SceneSetInfo,
+    StoreError,
+    TimingInfo,
+    software_version,
+)
 
 __all__ = [
     "SCHEMA",
@@ -45,23 +64,11 @@ __all__ = [
     "CaptureManifest",
     "CaptureRecord",
     "CaptureStore",
+    "read_events",
     "software_version",
 ]
 
-SCHEMA = "lsi-capture/1"
 _ROLES = ("before", "after")
-
-
-class StoreError(ValueError):
-    """Problem with a capture directory."""
-
-
-class MaskMismatchError(StoreError):
-    """The directory holds a capture made with different masks."""
-
-
-class ManifestMismatchError(StoreError):
-    """The directory holds a different capture (scene set, complementary mode, ...)."""
 
 
 class DuplicateRecordError(StoreError):
@@ -74,112 +81,6 @@ class StoreLockedError(StoreError):
 
 class CorruptRecordError(StoreError):
     """A record file is unreadable or inconsistent with the manifest."""
-
-
-def software_version() -> str:
-    """Installed version of this package (``0+unknown`` when not installed)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        return version("latent-space-imaging")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-@dataclass
-class MaskInfo:
-    sha256: str
-    count: int
-    height: int
-    width: int
-    bits: int
-    ratio: int
-    order: list[int]
-    source: str = ""
-
-
-@dataclass
-class TimingInfo:
-    exposure_us: float
-    period_us: float
-    video_fps: float
-    patterns_per_s: float
-    patterns_per_scene: int
-    frames_per_scene: int
-    scene_settle_s: float
-    reference_settle_s: float
-    latency_frames: int
-    expected_scene_s: float
-
-
-@dataclass
-class SceneSetInfo:
-    kind: str  # embedded | images
-    count: int
-    spec: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class CaptureManifest:
-    """Typed metadata of a capture (SPAS style)."""
-
-    masks: MaskInfo
-    timing: TimingInfo
-    scenes: SceneSetInfo
-    complementary: bool
-    calibration: dict[str, Any]
-    devices: dict[str, Any]
-    detector_gain_db: int
-    display_profile: dict[str, Any]
-    dmd_profile: dict[str, Any]
-    frame_map: dict[str, list[list[int]]]
-    plane_names: list[str]
-    rig: dict[str, Any]
-    simulated: bool
-    units: str = "V"
-    software_version: str = field(default_factory=software_version)
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    schema: str = SCHEMA
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=False) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> CaptureManifest:
-        try:
-            data = json.loads(text)
-            if data.get("schema") != SCHEMA:
-                raise StoreError(f"manifest schema {data.get('schema')!r} is not {SCHEMA!r}")
-            data["masks"] = MaskInfo(**data["masks"])
-            data["timing"] = TimingInfo(**data["timing"])
-            data["scenes"] = SceneSetInfo(**data["scenes"])
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError, KeyError, AttributeError) as exc:
-            raise StoreError(f"manifest.json is malformed: {exc}") from exc
-
-    def check_resumable(self, new: CaptureManifest) -> None:
-        """Raise unless ``new`` describes the same capture (masks, order, mode, scene set)."""
-        if (self.masks.sha256, self.masks.order) != (new.masks.sha256, new.masks.order):
-            raise MaskMismatchError(
-                f"the output directory holds a capture made with different masks (sha256 {self.masks.sha256[:12]}..., "
-                f"{self.masks.count} masks) than the ones given (sha256 {new.masks.sha256[:12]}..., {new.masks.count} "
-                "masks); choose another --out directory or pass the original masks")
-        diffs = []
-        if self.complementary != new.complementary:
-            diffs.append(f"complementary {self.complementary} -> {new.complementary}")
-        old_spec, new_spec = _scene_identity(self.scenes), _scene_identity(new.scenes)
-        if old_spec != new_spec:
-            keys = set(old_spec[1]) | set(new_spec[1])
-            changed = sorted(k for k in keys if old_spec[1].get(k) != new_spec[1].get(k))
-            diffs.append(f"scene set {self.scenes.kind} -> {new.scenes.kind}, differing in {changed}")
-        if diffs:
-            raise ManifestMismatchError("cannot resume: the output directory holds a different capture ("
-                                        + "; ".join(diffs) + "); use a new --out directory")
-
-
-def _scene_identity(scenes: SceneSetInfo) -> tuple[str, dict[str, Any]]:
-    """What must match to resume: kind and spec, except where the images live (folders may move)."""
-    return scenes.kind, {k: v for k, v in scenes.spec.items() if k != "root"}
 
 
 @dataclass
@@ -195,6 +96,7 @@ class CaptureRecord:
     timestamps: dict[str, float] = field(default_factory=dict)
     saturated_fraction: float = 0.0
     attempts: int = 1
+    alignment: dict[str, Any] = field(default_factory=dict)  # marker check, recaptures, late frames
 
     def arrays(self) -> dict[str, np.ndarray]:
         refs = self.references
@@ -208,7 +110,8 @@ class CaptureRecord:
             "ref_role": np.array([_ROLES.index(r.role) for r in refs], dtype=np.int8),
             "meta": np.array(json.dumps({"scene_id": self.scene_id, "key": self.key, "source": self.source,
                                          "timestamps": self.timestamps, "attempts": self.attempts,
-                                         "saturated_fraction": self.saturated_fraction})),
+                                         "saturated_fraction": self.saturated_fraction,
+                                         "alignment": self.alignment})),
         }
         if self.readings_inv is not None:
             out["readings_inv"] = np.asarray(self.readings_inv, dtype=np.float64)
@@ -222,7 +125,8 @@ class CaptureRecord:
         return cls(scene_id=int(meta["scene_id"]), key=str(meta["key"]), source=meta["source"],
                    readings=np.array(z["readings"]), readings_inv=np.array(z["readings_inv"]) if "readings_inv" in z
                    else None, references=refs, timestamps=meta["timestamps"],
-                   saturated_fraction=float(meta["saturated_fraction"]), attempts=int(meta["attempts"]))
+                   saturated_fraction=float(meta["saturated_fraction"]), attempts=int(meta["attempts"]),
+                   alignment=dict(meta.get("alignment", {})))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -268,7 +172,8 @@ class CaptureStore:
         store._lock()
         try:
             path = root / "manifest.json"
-            if path.is_file():
+            resuming = path.is_file()
+            if resuming:
                 old = CaptureManifest.from_json(path.read_text(encoding="utf-8"))
                 old.check_resumable(manifest)
                 if not resume:
@@ -285,6 +190,8 @@ class CaptureStore:
                                      "capture into it")
                 store._atomic_write(path, manifest.to_json().encode("utf-8"))
             store._clean_tmp()
+            if resuming:
+                store.quarantine_unreadable()
         except BaseException:
             store.close()
             raise
@@ -376,12 +283,51 @@ class CaptureStore:
         return path
 
     def log_event(self, kind: str, **data: Any) -> None:
-        """Append one JSON line to events.jsonl (flushed and fsynced)."""
+        """Append one JSON line to events.jsonl (flushed and fsynced), on a fresh line even after a torn write."""
         line = json.dumps({"t": time.time(), "event": kind, "pid": os.getpid(), **data}, default=str)
-        with open(self.root / "events.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        with open(self.root / "events.jsonl", "a+b") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            if end:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":  # the previous writer died mid-line
+                    line = "\n" + line
+            fh.write((line + "\n").encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
+
+    def events(self) -> tuple[list[dict[str, Any]], int]:
+        """The events of this store and the number of torn (unparseable) lines skipped."""
+        return read_events(self.root / "events.jsonl")
+
+    def quarantine_unreadable(self) -> list[str]:
+        """Move every record that cannot be read to ``quarantine/`` (logged); returns their problems."""
+        problems = []
+        for sid in self.scene_ids():
+            try:
+                self.read(sid)
+            except CorruptRecordError as exc:
+                src = self.record_path(sid)
+                qdir = self.root / "quarantine"
+                qdir.mkdir(exist_ok=True)
+                dst = qdir / f"{src.stem}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}{src.suffix}"
+                os.replace(src, dst)
+                _fsync_dir(self.records_dir)
+                self.log_event("record_quarantined", scene_id=sid, moved_to=f"quarantine/{dst.name}",
+                               reason=str(exc))
+                problems.append(str(exc))
+        if problems:
+            self.add_stats(quarantined=len(problems))
+        return problems
+
+    def add_stats(self, **counts: int) -> None:
+        """Add ``counts`` to the manifest's ``stats`` block (atomic rewrite of manifest.json)."""
+        if not self.writable:
+            raise StoreError("store opened read-only")
+        stats = dict(self.manifest.stats)
+        for k, v in counts.items():
+            stats[k] = int(stats.get(k, 0)) + int(v)
+        self.manifest.stats = stats
+        self._atomic_write(self.root / "manifest.json", self.manifest.to_json().encode("utf-8"))
 
     # -- reading ---------------------------------------------------------------------------------------------
     def read(self, scene_id: int) -> CaptureRecord:
@@ -392,8 +338,11 @@ class CaptureStore:
                 rec = CaptureRecord.from_arrays(z)
         except FileNotFoundError:
             raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise CorruptRecordError(f"{path.name} is unreadable: {exc}") from exc
+        except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, zlib.error,
+                json.JSONDecodeError) as exc:  # empty file: EOFError; truncated: BadZipFile / zlib.error
+            size = path.stat().st_size if path.exists() else 0
+            raise CorruptRecordError(f"{path.name} is unreadable ({size} bytes): {type(exc).__name__}: {exc}") \
+                from exc
         d = self.manifest.masks.count
         if rec.scene_id != scene_id or rec.readings.shape != (d,) or (
                 rec.readings_inv is not None and rec.readings_inv.shape != (d,)):
@@ -405,7 +354,8 @@ class CaptureStore:
         return [self.read(i) for i in self.scene_ids()]
 
     def verify(self) -> list[str]:
-        """Problems found (unreadable records, stray files); empty when the store is sound."""
+        """Problems found (unreadable, empty or truncated records, stray files); empty when the store is sound.
+        Never raises for a bad record."""
         problems = []
         for i in self.scene_ids():
             try:
@@ -417,3 +367,24 @@ class CaptureStore:
             problems.append(f"stray files in records/: {stray}")
         return problems
 
+
+def read_events(path: str | os.PathLike) -> tuple[list[dict[str, Any]], int]:
+    """Events of an ``events.jsonl`` in order, skipping torn lines; returns ``(events, torn_count)``."""
+    events, torn = [], 0
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return [], 0
+    for line in raw.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            ev = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            torn += 1
+            continue
+        if isinstance(ev, dict):
+            events.append(ev)
+        else:
+            torn += 1
+    return events, torn

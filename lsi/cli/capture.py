@@ -7,29 +7,35 @@ Examples::
     lsi-capture --masks masks.npy --dataset embedded --count 100 --plan      # timing only
     lsi-capture --masks masks.npy --dataset embedded --count 20 --simulate --out /tmp/sim
 
-Exit codes: 0 done, 1 refused (bad input/config, masks mismatch), 2 usage, 3 aborted by a bad reading,
-4 hardware error, 130 interrupted (resume with --resume).
+Exit codes: 0 done, 1 refused (bad input/config, plan refused, a different capture in --out), 2 usage,
+3 aborted by a bad or misaligned reading, 4 hardware error (device missing, USB, NI-DAQmx driver),
+130 interrupted by SIGINT (Ctrl-C), 143 terminated by SIGTERM. After 3, 4, 130 and 143 the DMD is back in
+video mode, a ``session_stopped`` event is logged, and ``--resume`` continues.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hardware.alignment import measure_latency, sequence_layout
 from hardware.bitplanes import PLANE_NAMES, frame_map
-from hardware.capture import CaptureAborted, CaptureSession, ImageFolderScenes, SceneSource, measure_latency, timing_for
+from hardware.capture import CaptureAborted, CaptureSession, ImageFolderScenes, SceneSource
 from hardware.daq_nidaqmx import NIDAQDetector
 from hardware.display import open_display
 from hardware.dlpc350 import DLPC350DMD
+from hardware.manifest import CaptureManifest, MaskInfo, SceneSetInfo, TimingInfo
+from hardware.plan import make_plan
 from hardware.protocols import HardwareError
 from hardware.rig import RigConfig, load_display_profile, load_rig, rig_to_dict
 from hardware.serial_adc import SerialADC
-from hardware.store import CaptureManifest, CaptureStore, MaskInfo, SceneSetInfo, TimingInfo
+from hardware.store import CaptureStore
 from lsi.physics.mask_files import load_masks
 
 __all__ = ["main", "build_parser"]
@@ -106,32 +112,40 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"{meta.count} masks exceed dmd.max_masks={rig.dmd.max_masks}")
     scene_profile = load_display_profile(args.display or rig.display.scene)
     dmd_profile = load_display_profile(rig.display.dmd)
-    timing = timing_for(rig, meta.count, scene_profile)
+    plan = make_plan(rig, meta.count, scene_profile)
+    timing = plan.timing
 
     if args.plan:
         count = args.count
         if count is None and (args.images or args.dataset):
             count = len(_scenes(args)[1])
         print(f"masks: {meta.count} ({Path(args.masks).name}, ratio 1:{meta.ratio}), display {scene_profile.name}")
-        print(timing.report(count))
+        print(plan.report(count))
+        plan.check()
         return 0
+    plan.check()
+    for warning in plan.warnings:
+        print(f"lsi-capture: warning: {warning}", file=sys.stderr)
 
     kind, scenes = _scenes(args)
     out = Path(args.out) if args.out else Path("captures") / f"{Path(args.masks).stem}-{meta.sha256[:8]}-{kind}"
     t = timing
+    layout = sequence_layout(t.mask_patterns, rig.calibration.alignment.markers)
     manifest = CaptureManifest(
         masks=MaskInfo(meta.sha256, meta.count, meta.height, meta.width, meta.bits, meta.ratio, list(meta.order),
                        meta.source),
         timing=TimingInfo(t.exposure_us, t.period_us, rig.dmd.video_fps, t.patterns_per_s, t.patterns_per_scene,
                           t.frames_per_scene, scene_profile.settle_s, scene_profile.settle_s, rig.dmd.latency_frames,
-                          t.scene_s),
+                          t.scene_s, t.burst_rate_hz, t.patterns_per_frame, t.markers, plan.sampling.point,
+                          plan.sampling.sample_us),
         scenes=SceneSetInfo(kind, len(scenes), scenes.spec),
         complementary=rig.calibration.complementary,
         calibration=dataclasses.asdict(rig.calibration), devices={},
         detector_gain_db=rig.detector.gain_db, display_profile=dataclasses.asdict(scene_profile),
-        dmd_profile=dataclasses.asdict(dmd_profile), frame_map=frame_map(meta.order, rig.calibration.complementary),
-        plane_names=list(PLANE_NAMES), rig=rig_to_dict(rig), simulated=args.simulate,
-        units="normalised" if args.simulate else ("V" if rig.detector.backend == "nidaqmx" else "ADC units"))
+        dmd_profile=dataclasses.asdict(dmd_profile),
+        frame_map=frame_map(meta.order, rig.calibration.complementary, layout["first_pattern"]),
+        plane_names=list(PLANE_NAMES), rig=rig_to_dict(rig), simulated=args.simulate, sequence=layout,
+        units="normalised" if args.simulate else ("V" if rig.detector.backend == "nidaqmx" else "ADC counts"))
     backends = _open_backends(rig, scene_profile, dmd_profile, args.simulate)
     manifest.devices = {k: v.describe() for k, v in backends.items()}
     try:
@@ -177,9 +191,9 @@ def _open_backends(rig: RigConfig, scene_profile: Any, dmd_profile: Any, simulat
     try:
         det = rig.detector
         if det.backend == "nidaqmx":
-            opened["detector"] = NIDAQDetector(det.nidaqmx, det.gain_db, det.full_scale)
+            opened["detector"] = NIDAQDetector.from_rig(rig)
         elif det.backend == "serial":
-            opened["detector"] = SerialADC(det.serial, det.full_scale)
+            opened["detector"] = SerialADC.from_rig(rig)
         else:
             raise ValueError(f"detector.backend {det.backend!r} needs --simulate (real backends: nidaqmx, serial)")
         opened["scene_display"] = open_display(scene_profile)
@@ -210,13 +224,38 @@ def _close_backends(backends: dict[str, Any]) -> None:
         print("lsi-capture: warning: while closing devices: " + "; ".join(errors), file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread by SIGTERM: the same clean shutdown as Ctrl-C, exit code 128 + 15."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _install_sigterm() -> Any:
+    """Turn the first SIGTERM into :class:`Terminated`; later ones are ignored while shutting down."""
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lsi-capture`` console script."""
     args = build_parser().parse_args(argv)
     if args.count is not None and args.count < 1:
         build_parser().error("--count must be >= 1")
+    previous = _install_sigterm()
     try:
         return _run(args)
+    except Terminated as exc:
+        print(f"\nlsi-capture: terminated by {exc}; every finished scene is stored - rerun with --resume to continue",
+              file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("\nlsi-capture: interrupted; every finished scene is stored - rerun with --resume to continue",
               file=sys.stderr)
@@ -231,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"lsi-capture: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
@@ -21,65 +19,26 @@ from hardware.calibration import NaNReadingError, SaturationError
 from hardware.capture import CaptureAborted, CaptureSession, ImageFolderScenes
 from hardware.mock import FaultInjector, InjectedFault, MockDetector, MockDMD, MockSceneDisplay
 from hardware.protocols import DetectorTimeoutError, HardwareError
-from hardware.rig import RigConfig, SimNoiseConfig, load_display_profile, load_rig, rig_to_dict
+from hardware.rig import AlignmentConfig, load_display_profile, load_rig, rig_to_dict
 from hardware.sim import build_sim_rig
 from hardware.store import (
-    CaptureManifest,
     CaptureRecord,
     CaptureStore,
     DuplicateRecordError,
-    MaskInfo,
     MaskMismatchError,
-    SceneSetInfo,
     StoreError,
     StoreLockedError,
-    TimingInfo,
 )
 from lsi.cli.capture import main
 from lsi.physics.mask_files import save_masks
-from lsi.physics.operator import measure
+from tests.fixtures.capture_rig import GRID, D, ideal, make_data, manifest_for, small_rig, write_rig
 
 ROOT = Path(__file__).resolve().parents[2]
-D, GRID = 20, 32
-
-
-def small_rig(**calibration) -> RigConfig:
-    rig = RigConfig()
-    rig.dmd.roi.mask_shape = (GRID, GRID)
-    rig.dmd.roi.scale = (4, 8)
-    rig.calibration = dataclasses.replace(rig.calibration, **calibration)
-    rig.sim.noise = SimNoiseConfig(photons_full_scale=1e6, read_noise=1e-4, adc_bits=16, full_scale=2.0,
-                                   dark_offset=0.01, ambient=0.0)
-    return rig
-
-
-def write_rig(tmp_path: Path, rig: RigConfig) -> Path:
-    path = tmp_path / "rig.yaml"
-    path.write_text(yaml.safe_dump(rig_to_dict(rig)))
-    return path
 
 
 @pytest.fixture
 def data(tmp_path):
-    rng = np.random.default_rng(0)
-    masks = (rng.random((D, GRID, GRID)) > 0.5).astype(np.uint8)
-    order = [int(i) for i in rng.permutation(D)]
-    save_masks(tmp_path / "masks.npy", masks, ratio=GRID * GRID // D, bits=1, order=order)
-    img_dir = tmp_path / "imgs"
-    img_dir.mkdir()
-    for i in range(8):
-        Image.fromarray((rng.random((GRID, GRID, 3)) * 255).astype(np.uint8)).save(img_dir / f"face{i:02d}.png")
-    return {"masks": masks, "order": order, "masks_path": tmp_path / "masks.npy", "images": img_dir}
-
-
-def manifest_for(masks: np.ndarray, order: list[int], rig: RigConfig, scenes: ImageFolderScenes,
-                 sha: str = "a" * 64, complementary: bool = False) -> CaptureManifest:
-    return CaptureManifest(
-        masks=MaskInfo(sha, masks.shape[0], GRID, GRID, 1, GRID * GRID // D, order),
-        timing=TimingInfo(347, 347, 120, 2881.8, D, 1, 0.0, 0.0, 0, 0.01),
-        scenes=SceneSetInfo("images", len(scenes), scenes.spec), complementary=complementary, calibration={},
-        devices={}, detector_gain_db=40, display_profile={}, dmd_profile={}, frame_map={}, plane_names=[],
-        rig=rig_to_dict(rig), simulated=True)
+    return make_data(tmp_path)
 
 
 def sim_session(rig, data, store, wrap=None):
@@ -88,11 +47,6 @@ def sim_session(rig, data, store, wrap=None):
     if wrap is not None:
         dmd, det, disp = wrap(dmd, det, disp)
     return CaptureSession(rig, data["masks"], data["order"], dmd, det, disp, store, sleep=lambda s: None)
-
-
-def ideal(masks: np.ndarray, img: np.ndarray) -> np.ndarray:
-    """Noiseless readings ``[d]`` of ``img [3,H,W]`` through ``masks [d,H,W]``: the measurement operator itself."""
-    return measure(torch.from_numpy(masks), torch.from_numpy(img)[None].double())[0].numpy()
 
 
 def check_complete(out: Path, n_scenes: int) -> CaptureStore:
@@ -241,8 +195,9 @@ def test_refusals_by_the_cli(tmp_path, data, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
-def mock_session(tmp_path, data, values, **calibration):
-    rig = small_rig(**calibration)
+def mock_session(tmp_path, data, values, markers=False, **calibration):
+    """Mock rig; without alignment markers by default, so ``values(n)`` sees ``n`` = the patterns."""
+    rig = small_rig(alignment=AlignmentConfig(markers=markers), **calibration)
     scenes = ImageFolderScenes(data["images"], count=3, resolution=GRID)
     store = CaptureStore.open_for_writing(tmp_path / "m", manifest_for(data["masks"], data["order"], rig, scenes,
                                           complementary=rig.calibration.complementary), resume=True)
@@ -334,7 +289,8 @@ def test_plan_prints_rates(tmp_path, data, capsys):
     assert main(["--masks", str(data["masks_path"]), "--rig", str(rig_path), "--display", "sim", "--images",
                  str(data["images"]), "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "2,881.8 patterns/s" in out and "total for 8 scenes" in out and "20 in 1 frame(s)" in out
+    assert "2,880.0 patterns/s" in out and "total for 8 scenes" in out and "24 in 1 frame(s)" in out
+    assert "end of exposure" in out and "(ok)" in out
     assert load_rig(rig_path).dmd.roi.mask_shape == (GRID, GRID)
 
 
@@ -359,3 +315,51 @@ def test_interrupt_exit_code(tmp_path, data, monkeypatch, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(["--images", str(data["images"]), "--rig", str(rig_path), "--simulate"]) == 1
     assert "--masks is required" in capsys.readouterr().err
+
+
+def test_plan_counts_overheads_and_refuses_in_the_cli(tmp_path, data, capsys):
+    rig = small_rig()
+    rig.detector.gain_db = 70  # tau 159 us: 12% of the previous pattern at the sample
+    rig_path = write_rig(tmp_path, rig)
+    args = ["--masks", str(data["masks_path"]), "--rig", str(rig_path), "--display", "sim", "--images",
+            str(data["images"])]
+    assert main(args + ["--plan"]) == 1
+    captured = capsys.readouterr()
+    assert "REFUSED" in captured.out and "lower the gain" in captured.err
+    assert main(args + ["--simulate", "--out", str(tmp_path / "o"), "--resolution", str(GRID)]) == 1  # no capture
+    assert not (tmp_path / "o").exists()
+    rig.detector.gain_db = 40
+    write_rig(tmp_path, rig)
+    assert main(args + ["--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "without overheads" in out and "with overheads" in out and "LUT upload: 64 USB commands" in out
+    assert "DAQ set-up 5 ms" in out and "plan                ok" in out
+
+
+def test_cli_exits_cleanly_without_the_ni_driver(tmp_path, monkeypatch, capsys):
+    """DaqNotFoundError used to escape lsi-capture as a traceback; it now exits 4 with the fix."""
+    nidaqmx = pytest.importorskip("nidaqmx")
+    from nidaqmx.errors import DaqNotFoundError
+
+    import lsi.cli.capture as cli
+    from hardware.daq_nidaqmx import NIDAQDetector
+
+    rng = np.random.default_rng(0)
+    save_masks(tmp_path / "m.npy", (rng.random((20, GRID, GRID)) > 0.5).astype(np.uint8), ratio=51, bits=1)
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(np.zeros((GRID, GRID, 3), np.uint8)).save(tmp_path / "imgs" / "a.png")
+    rig = small_rig()
+    rig.detector.backend = "nidaqmx"
+
+    def no_driver(*a, **k):
+        raise DaqNotFoundError("Could not find an installation of NI-DAQmx.")
+
+    monkeypatch.setattr(nidaqmx, "Task", no_driver)
+    monkeypatch.setattr(cli, "_open_backends", lambda rig, sp, dp, simulate: {
+        "dmd": MockDMD(rig.dmd.geometry()), "detector": NIDAQDetector.from_rig(rig),
+        "scene_display": MockSceneDisplay()})
+    rc = main(["--masks", str(tmp_path / "m.npy"), "--images", str(tmp_path / "imgs"), "--rig",
+               str(write_rig(tmp_path, rig)), "--display", "sim", "--out", str(tmp_path / "o"), "--resolution",
+               str(GRID), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 4 and "hardware error" in err and "installdriver" in err and "Traceback" not in err

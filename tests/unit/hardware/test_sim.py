@@ -12,9 +12,12 @@ from hardware.bitplanes import pack_masks
 from hardware.protocols import DMD, Detector, DetectorTimeoutError, SceneDisplay
 from hardware.rig import DisplayProfile, RigConfig, SimNoiseConfig, load_display_profile
 from hardware.sim import build_sim_rig, frames_to_masks
+from hardware.timing import PatternClock
 from lsi.physics.noise import NoiseModel
 from lsi.physics.operator import OpticalEncoder
 from lsi.physics.operator import measure as measurement_rule
+
+CLOCK = PatternClock(347, 347, 120.0)  # the default rig: 24 x 347 us per 120 Hz frame
 
 QUIET = SimNoiseConfig(photons_full_scale=0.0, read_noise=0.0, adc_bits=0, full_scale=2.0, dark_offset=0.0,
                        ambient=0.0)
@@ -39,7 +42,7 @@ def make_rig(noise: SimNoiseConfig = QUIET, leak: float = 0.0, blur: float = 0.0
 def measure(rig, sim, image, masks):
     frames = pack_masks(masks, rig.dmd.geometry())
     sim.scene_display.show(image)
-    sim.detector.arm(masks.shape[0], 2880.0)
+    sim.detector.arm(masks.shape[0], CLOCK)
     sim.dmd.present(frames)
     return sim.detector.read(1.0)
 
@@ -115,11 +118,11 @@ def test_drift_and_adc_saturation():
 
 def test_timeouts_without_frames_or_stopped_dmd():
     rig, sim = make_rig()
-    sim.detector.arm(24, 2880.0)
+    sim.detector.arm(24, CLOCK)
     with pytest.raises(DetectorTimeoutError, match="only 0 patterns"):
         sim.detector.read(0.1)
     sim.dmd.stop()
-    sim.detector.arm(1, 2880.0)
+    sim.detector.arm(1, CLOCK)
     sim.dmd.present(pack_masks(np.ones((1, 32, 32), np.uint8), rig.dmd.geometry()))
     with pytest.raises(DetectorTimeoutError):
         sim.detector.read(0.1)
@@ -133,7 +136,7 @@ def test_latency_frames_prepend_idle_patterns():
     sim.dmd.configure(347, 347)
     sim.dmd.start()
     sim.scene_display.show(np.ones((3, 256, 256)))
-    sim.detector.arm(25, 2880.0)
+    sim.detector.arm(25, CLOCK)
     sim.dmd.present(pack_masks(np.ones((1, 256, 256), np.uint8), rig.dmd.geometry()))
     y = sim.detector.read(1.0)
     assert not y[:24].any() and y[24] == pytest.approx(1.0, abs=1e-6)
