@@ -1,19 +1,29 @@
-"""Real face datasets: CelebA-HQ / CelebAMask-HQ (labels) and FFHQ (images), plus a LightningDataModule.
+"""CelebA-HQ with labels, in its two common layouts (nothing is downloaded; config key ``data.root``).
 
-Expected layouts (nothing is downloaded; set the config keys ``data.root`` / ``data.ffhq_root``)::
+Layout ``celebamask`` (CelebAMask-HQ as distributed)::
 
     <root>/CelebA-HQ-img/<i>.jpg                                   i = 0..29999, 1024x1024
     <root>/CelebAMask-HQ-attribute-anno.txt                        count line, 40 names, "<i>.jpg" + 40 x {-1,1}
     <root>/CelebAMask-HQ-mask-anno/<i // 2000>/<%05d>_<part>.png   512x512 binary part masks (18 parts)
     <root>/CelebA-HQ-to-CelebA-mapping.txt                         optional: "idx orig_idx orig_file"
-    <celeba_root>[/Anno]/list_attr_celeba.txt, identity_CelebA.txt  optional CelebA annotations
-    <ffhq_root>/images1024x1024/<%05d folder by thousands>/<%05d>.png   (or thumbnails128x128/...)
 
-Items use the embedded world's keys: ``image [3,R,R]`` float [0,1], ``attributes [40]`` float {0,1},
-``segmentation [R,R]`` int64 in 0..18 (:data:`SEG_CLASSES`, nearest resize), ``landmarks [68,2]`` in [0,1]
-(pixel-centre coords / R), ``identity`` int, ``index`` int, plus ``has_attributes``, ``has_segmentation``
-and ``has_landmarks`` flags. Unknown labels are marked, never invented: attributes and segmentation -1
-(use ``ignore_index=-1``), landmarks NaN, identity -1.
+Layout ``celeba`` (CelebA-HQ images + CelebA's own annotations)::
+
+    <root>/<image_dir>/<i>.<jpg|png>           numbered by HQ index, any zero padding (42.jpg, 00042.png);
+                                               image_dir defaults to CelebA-HQ-img, else the images sit in <root>
+    <root>/CelebA-HQ-to-CelebA-mapping.txt     HQ index -> original CelebA file
+    <celeba_root or root>[/Anno]/list_attr_celeba.txt, identity_CelebA.txt (identities optional)
+
+``layout='auto'`` picks ``celebamask`` when the CelebAMask-HQ attribute file is there, else ``celeba``.
+Annotation formats: :mod:`datamodules.annotations`.
+
+Items: ``image [3,R,R]`` float [0,1], ``attributes [40]`` float {0,1}, ``segmentation [R,R]`` int64 in 0..18
+(:data:`SEG_CLASSES`, nearest resize), ``landmarks [68,2]`` in [0,1] (pixel-centre coords / R), ``identity`` int,
+``index`` int (the HQ index), and the flags ``has_attributes``, ``has_segmentation``, ``has_landmarks``. Unknown
+labels are marked, never invented: attributes and segmentation -1 (``ignore_index=-1``), landmarks NaN, identity -1.
+Which images: ``indices`` (e.g. from a split file, :mod:`datamodules.splits`) or ``split`` of
+:func:`split_indices`. A corrupt file: ``on_corrupt='fail'`` raises naming it, ``'skip'`` counts it
+(:class:`~datamodules.real_files.CorruptImageHandling`).
 """
 
 from __future__ import annotations
@@ -23,87 +33,47 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from lsi import images
-from lsi.images import CorruptImageError
+from datamodules.annotations import AnnotationFormatError, read_attribute_file, read_hq_mapping, read_identity_file
+from datamodules.ffhq import FFHQ, FFHQ_LAYOUT
+from datamodules.real_files import (
+    NUM_LANDMARKS,
+    UNKNOWN,
+    CorruptImageError,
+    CorruptImageHandling,
+    DatasetNotFoundError,
+    indexed_images,
+    load_image,
+    require,
+    unknown_labels,
+)
 from lsi.labels import CELEBA_ATTRIBUTE_NAMES, CELEBAMASK_CLASSES
+
+__all__ = ["ATTRIBUTE_NAMES_CELEBA", "FFHQ", "FFHQ_LAYOUT", "SEG_CLASSES", "AnnotationFormatError", "CelebAMaskHQ",
+           "CorruptImageError", "DatasetNotFoundError", "build_landmark_cache", "find_celeba_hq_images",
+           "load_celebamask_segmentation",
+           "load_image", "read_attribute_file", "read_hq_mapping", "read_identity_file", "split_indices",
+           "unknown_labels"]
 
 ATTRIBUTE_NAMES_CELEBA: tuple[str, ...] = CELEBA_ATTRIBUTE_NAMES
 SEG_CLASSES: tuple[str, ...] = CELEBAMASK_CLASSES
 MASK_PARTS: tuple[str, ...] = SEG_CLASSES[1:]
-UNKNOWN = -1
-NUM_LANDMARKS = 68
 HQ_IMG, HQ_ATTR, HQ_MASK = "CelebA-HQ-img", "CelebAMask-HQ-attribute-anno.txt", "CelebAMask-HQ-mask-anno"
 HQ_MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 CELEBAMASK_LAYOUT = (f"<root>/{HQ_IMG}/<i>.jpg, <root>/{HQ_ATTR}, <root>/{HQ_MASK}/<i//2000>/<%05d>_<part>.png "
                      f"(config key: data.root)")
-FFHQ_LAYOUT = "<ffhq_root>/images1024x1024/<%05d folder>/<%05d>.png (config key: data.ffhq_root)"
+CELEBA_LAYOUT = (f"<root>/{HQ_IMG}/<i>.jpg|png (or the images in <root>), <root>/{HQ_MAPPING}, "
+                 "<celeba_root>[/Anno]/list_attr_celeba.txt (config keys: data.root, data.celeba_root)")
+LAYOUTS = ("auto", "celebamask", "celeba")
 
 LandmarkProvider = Callable[[torch.Tensor], tuple[torch.Tensor, bool]]
 
 
-class DatasetNotFoundError(FileNotFoundError, ValueError):
-    """A dataset folder or file is missing (the message names the dataset, layout and config key)."""
-
-
-class AnnotationFormatError(ValueError):
-    """An annotation file does not follow its documented format."""
-
-
-def _require(path: Path, dataset: str, layout: str) -> Path:
-    if not path.exists():
-        raise DatasetNotFoundError(f"{dataset}: {path} not found. Expected layout: {layout}.")
-    return path
-
-
-def read_attribute_file(path: str | Path) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
-    """Parse a CelebA-style attribute file -> (names, {file name: int8 [40] in {-1,1}})."""
-    lines = Path(path).read_text().splitlines()
-    if len(lines) < 2:
-        raise AnnotationFormatError(f"{path}: expected a count line and a header line of attribute names")
-    names = tuple(lines[1].split())
-    rows: dict[str, np.ndarray] = {}
-    for lineno, line in enumerate(lines[2:], start=3):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != len(names) + 1:
-            raise AnnotationFormatError(
-                f"{path}:{lineno}: expected a file name and {len(names)} values, got {len(parts)} fields")
-        values = np.array([int(v) for v in parts[1:]], dtype=np.int8)
-        if not np.isin(values, (-1, 1)).all():
-            raise AnnotationFormatError(f"{path}:{lineno}: attribute values must be -1 or 1")
-        rows[parts[0]] = values
-    return names, rows
-
-
-def read_hq_mapping(path: str | Path) -> dict[int, str]:
-    """``CelebA-HQ-to-CelebA-mapping.txt`` -> {HQ index: original CelebA file name}."""
-    out: dict[int, str] = {}
-    for line in Path(path).read_text().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 3:
-            out[int(parts[0])] = parts[2]
-    return out
-
-
-def read_identity_file(path: str | Path) -> dict[str, int]:
-    """``identity_CelebA.txt`` -> {CelebA file name: identity}."""
-    return {p[0]: int(p[1]) for p in (line.split() for line in Path(path).read_text().splitlines()) if len(p) == 2}
-
-
-def load_image(path: Path, resolution: int, dataset: str, layout: str) -> torch.Tensor:
-    """Decode an image file to ``[3,R,R]`` float [0,1] (bicubic resize); clear errors for missing/corrupt files."""
-    _require(path, dataset, layout)
-    return torch.from_numpy(images.load_image(path, resolution, center_crop=False, what=dataset))
-
-
 def load_celebamask_segmentation(mask_root: Path, index: int, resolution: int) -> torch.Tensor:
     """Merge the per-part masks of image ``index`` into one ``[R,R]`` int64 map (later parts overwrite)."""
-    folder = _require(mask_root / str(index // 2000), "CelebAMask-HQ", CELEBAMASK_LAYOUT)
+    folder = require(mask_root / str(index // 2000), "CelebAMask-HQ", CELEBAMASK_LAYOUT)
     seg: np.ndarray | None = None
     for cls, part in enumerate(MASK_PARTS, start=1):
         path = folder / f"{index:05d}_{part}.png"
@@ -139,63 +109,96 @@ def split_indices(indices: list[int], split: str, test_size: int, val_size: int)
     return parts[split]
 
 
-def unknown_labels(resolution: int) -> dict:
-    """Placeholders for labels a dataset does not have (attributes/segmentation -1, landmarks NaN, identity -1)."""
-    return {
-        "attributes": torch.full((len(ATTRIBUTE_NAMES_CELEBA),), float(UNKNOWN)),
-        "segmentation": torch.full((resolution, resolution), UNKNOWN, dtype=torch.int64),
-        "landmarks": torch.full((NUM_LANDMARKS, 2), float("nan")),
-        "identity": UNKNOWN, "has_attributes": False, "has_segmentation": False, "has_landmarks": False,
-    }
+def _celeba_file(roots: list[Path], name: str) -> Path:
+    for root in roots:
+        for cand in (root / name, root / "Anno" / name):
+            if cand.is_file():
+                return cand
+    raise DatasetNotFoundError(f"CelebA: {name} not found in {' or '.join(f'{r}[/Anno]' for r in roots)} "
+                               f"(config key: data.celeba_root)")
 
 
-class CelebAMaskHQ(Dataset):
-    """CelebA-HQ images with CelebAMask-HQ attributes and segmentation (optional landmarks and identities).
+def find_celeba_hq_images(root: str | Path, layout: str = "auto", image_dir: str | None = None) -> dict[int, Path]:
+    """``{HQ index: image path}`` of a CelebA-HQ folder in either layout (see the module docstring)."""
+    root = Path(root)
+    layout_text = CELEBAMASK_LAYOUT if layout == "celebamask" else CELEBA_LAYOUT
+    img_dir = root / (image_dir or HQ_IMG)
+    if image_dir is None and layout != "celebamask" and not img_dir.is_dir() and root.is_dir():
+        img_dir = root
+    files = indexed_images(img_dir, "CelebA-HQ", layout_text)
+    if not files:
+        raise DatasetNotFoundError(f"CelebA-HQ: no numbered images (<i>.jpg) in {img_dir}. "
+                                   f"Expected layout: {layout_text}.")
+    return files
 
-    ``attribute_source``: ``"celebamask"`` (CelebAMask-HQ-attribute-anno.txt) or ``"celeba"`` (list_attr_celeba.txt
-    through CelebA-HQ-to-CelebA-mapping.txt; needs ``celeba_root``). Identities come from identity_CelebA.txt
-    when ``celeba_root`` has it. ``landmarks``: None, a ``.npy`` cache ``[N,68,2]`` in [0,1] indexed by CelebA-HQ
-    index (NaN rows = no face; see :func:`build_landmark_cache`) or a provider ``(image [3,R,R]) -> (px [68,2],
-    found)`` run on the resized image.
+
+class CelebAMaskHQ(CorruptImageHandling, Dataset):
+    """CelebA-HQ images with attributes, CelebAMask-HQ segmentation when present, optional landmarks / identities.
+
+    ``attribute_source``: ``celebamask`` (CelebAMask-HQ-attribute-anno.txt) or ``celeba`` (list_attr_celeba.txt
+    through the HQ mapping); default by layout. ``segmentation``: default True for the celebamask layout, False
+    for the celeba layout. ``landmarks``: None, a ``.npy`` cache ``[N,68,2]`` in [0,1] indexed by CelebA-HQ index
+    (NaN rows = no face; :func:`build_landmark_cache`) or a provider ``(image [3,R,R]) -> (px [68,2], found)``.
     """
 
     def __init__(self, root: str | Path, split: str = "test", resolution: int = 256, test_size: int = 2000,
-                 val_size: int = 500, attribute_source: str = "celebamask", celeba_root: str | Path | None = None,
-                 segmentation: bool = True, landmarks: str | Path | LandmarkProvider | None = None) -> None:
-        self.root, self.resolution, self.segmentation = Path(root), int(resolution), segmentation
-        name = "CelebAMask-HQ"
-        _require(self.root, name, CELEBAMASK_LAYOUT)
-        img_dir = _require(self.root / HQ_IMG, name, CELEBAMASK_LAYOUT)
-        all_idx = sorted(int(p.stem) for p in img_dir.iterdir() if p.suffix.lower() == ".jpg" and p.stem.isdigit())
-        if not all_idx:
-            raise DatasetNotFoundError(f"{name}: no <i>.jpg images in {img_dir}. Expected layout: {CELEBAMASK_LAYOUT}.")
-        self.indices = split_indices(all_idx, split, test_size, val_size)
-        if segmentation:
-            _require(self.root / HQ_MASK, name, CELEBAMASK_LAYOUT)
-        self.attributes = self._read_attributes(attribute_source, celeba_root)
-        self.identities = self._read_identities(celeba_root)
+                 val_size: int = 500, attribute_source: str | None = None, celeba_root: str | Path | None = None,
+                 segmentation: bool | None = None, landmarks: str | Path | LandmarkProvider | None = None,
+                 layout: str = "auto", image_dir: str | None = None, indices: list[int] | None = None,
+                 on_corrupt: str = "fail") -> None:
+        self.root, self.resolution = Path(root), int(resolution)
+        self.name = "CelebA-HQ"
+        self._init_corrupt_handling(on_corrupt)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        require(self.root, self.name, f"{CELEBAMASK_LAYOUT}; or {CELEBA_LAYOUT}")
+        if layout == "auto":
+            layout = "celebamask" if (self.root / HQ_ATTR).is_file() else "celeba"
+        self.layout = layout
+        self.layout_text = CELEBAMASK_LAYOUT if layout == "celebamask" else CELEBA_LAYOUT
+        self.celeba_roots = [Path(celeba_root)] if celeba_root is not None else []
+        self.celeba_roots.append(self.root)
+        self.files = find_celeba_hq_images(self.root, layout, image_dir)
+        img_dir = next(iter(self.files.values())).parent
+        all_idx = sorted(self.files)
+        if indices is None:
+            self.indices = split_indices(all_idx, split, test_size, val_size)
+        else:
+            absent = [i for i in indices if i not in self.files]
+            if absent:
+                raise DatasetNotFoundError(f"{self.name}: the index list asks for {len(absent)} image(s) not in "
+                                           f"{img_dir}, e.g. {absent[:5]}. Expected layout: {self.layout_text}.")
+            self.indices = list(indices)
+        self.segmentation = layout == "celebamask" if segmentation is None else segmentation
+        if self.segmentation:
+            require(self.root / HQ_MASK, "CelebAMask-HQ", CELEBAMASK_LAYOUT)
+        source = attribute_source or ("celebamask" if layout == "celebamask" else "celeba")
+        self.attributes = self._read_attributes(source)
+        self.identities = self._read_identities()
         self._landmark_cache: np.ndarray | None = None
         self._landmark_provider: LandmarkProvider | None = None
         if isinstance(landmarks, (str, Path)):
-            cache = np.load(_require(Path(landmarks), "landmark cache", "<file>.npy [N,68,2]"), allow_pickle=False)
-            if cache.ndim != 3 or cache.shape[1:] != (NUM_LANDMARKS, 2) or cache.shape[0] <= max(self.indices):
+            cache = np.load(require(Path(landmarks), "landmark cache", "<file>.npy [N,68,2]"), allow_pickle=False)
+            top = max(self.indices, default=-1)
+            if cache.ndim != 3 or cache.shape[1:] != (NUM_LANDMARKS, 2) or cache.shape[0] <= top:
                 raise AnnotationFormatError(f"landmark cache {landmarks} has shape {cache.shape}; expected "
-                                            f"[N>{max(self.indices)},68,2] indexed by CelebA-HQ index")
+                                            f"[N>{top},68,2] indexed by CelebA-HQ index")
             self._landmark_cache = cache.astype(np.float32)
         elif landmarks is not None:
             self._landmark_provider = landmarks
 
-    def _read_attributes(self, source: str, celeba_root: str | Path | None) -> dict[int, np.ndarray]:
+    def _mapping(self) -> dict[int, str]:
+        return read_hq_mapping(require(self.root / HQ_MAPPING, "CelebA-HQ mapping", self.layout_text))
+
+    def _read_attributes(self, source: str) -> dict[int, np.ndarray]:
         if source == "celebamask":
-            path = _require(self.root / HQ_ATTR, "CelebAMask-HQ", CELEBAMASK_LAYOUT)
+            path = require(self.root / HQ_ATTR, "CelebAMask-HQ", CELEBAMASK_LAYOUT)
             names, rows = read_attribute_file(path)
             keyed = {i: rows.get(f"{i}.jpg") for i in self.indices}
         elif source == "celeba":
-            if celeba_root is None:
-                raise ValueError("attribute_source='celeba' needs celeba_root (folder of list_attr_celeba.txt)")
-            path = self._celeba_file(celeba_root, "list_attr_celeba.txt")
+            path = _celeba_file(self.celeba_roots, "list_attr_celeba.txt")
             names, rows = read_attribute_file(path)
-            mapping = read_hq_mapping(_require(self.root / HQ_MAPPING, "CelebA-HQ mapping", f"<root>/{HQ_MAPPING}"))
+            mapping = self._mapping()
             keyed = {i: rows.get(mapping.get(i, "")) for i in self.indices}
         else:
             raise ValueError(f"attribute_source must be 'celebamask' or 'celeba', got {source!r}")
@@ -207,32 +210,26 @@ class CelebAMaskHQ(Dataset):
                                         f"{' ...' if len(missing) > 5 else ''}")
         return keyed  # type: ignore[return-value]
 
-    def _read_identities(self, celeba_root: str | Path | None) -> dict[int, int]:
-        if celeba_root is None:
-            return {}
+    def _read_identities(self) -> dict[int, int]:
+        """Identities when identity_CelebA.txt and the HQ mapping are both there (optional), else none."""
         try:
-            ids = read_identity_file(self._celeba_file(celeba_root, "identity_CelebA.txt"))
-            mapping = read_hq_mapping(self.root / HQ_MAPPING) if (self.root / HQ_MAPPING).is_file() else {}
+            ids = read_identity_file(_celeba_file(self.celeba_roots, "identity_CelebA.txt"))
+            mapping = self._mapping()
         except DatasetNotFoundError:
             return {}
         return {i: ids[mapping[i]] for i in self.indices if i in mapping and mapping[i] in ids}
 
-    @staticmethod
-    def _celeba_file(celeba_root: str | Path, name: str) -> Path:
-        for cand in (Path(celeba_root) / name, Path(celeba_root) / "Anno" / name):
-            if cand.is_file():
-                return cand
-        raise DatasetNotFoundError(f"CelebA: {name} not found in {celeba_root} or {celeba_root}/Anno "
-                                   f"(config key: data.celeba_root)")
-
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict:
+    def image_path(self, i: int) -> Path:
+        return self.files[self.indices[i]]
+
+    def _item(self, i: int) -> dict:
         idx = self.indices[i]
         r = self.resolution
         item = unknown_labels(r)
-        item["image"] = load_image(self.root / HQ_IMG / f"{idx}.jpg", r, "CelebAMask-HQ", CELEBAMASK_LAYOUT)
+        item["image"] = load_image(self.files[idx], r, self.name, self.layout_text)
         item["attributes"] = torch.from_numpy((self.attributes[idx] > 0).astype(np.float32))
         item["has_attributes"] = True
         if self.segmentation:
@@ -250,36 +247,6 @@ class CelebAMaskHQ(Dataset):
         return item
 
 
-class FFHQ(Dataset):
-    """FFHQ images (no labels: attributes/segmentation -1, landmarks NaN, identity -1).
-
-    ``thumbnails=True`` reads ``thumbnails128x128`` instead of ``images1024x1024``.
-    """
-
-    def __init__(self, root: str | Path, resolution: int = 256, thumbnails: bool = False,
-                 indices: list[int] | None = None) -> None:
-        self.root, self.resolution = Path(root), int(resolution)
-        sub = "thumbnails128x128" if thumbnails else "images1024x1024"
-        self.layout = FFHQ_LAYOUT.replace("images1024x1024", sub)
-        folder = _require(self.root / sub, "FFHQ", self.layout)
-        files = {int(p.stem): p for p in folder.glob("*/*.png") if p.stem.isdigit()}
-        if not files:
-            raise DatasetNotFoundError(f"FFHQ: no <%05d>.png images under {folder}. Expected layout: {self.layout}.")
-        self.files = files
-        self.indices = sorted(files) if indices is None else list(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict:
-        idx = self.indices[i]
-        path = self.files.get(idx, self.root / "missing" / f"{idx:05d}.png")
-        item = unknown_labels(self.resolution)
-        item["image"] = load_image(path, self.resolution, "FFHQ", self.layout)
-        item["index"] = idx
-        return item
-
-
 def build_landmark_cache(dataset: CelebAMaskHQ, provider: LandmarkProvider, path: str | Path,
                          size: int | None = None) -> np.ndarray:
     """Run ``provider`` over ``dataset`` and save ``[N,68,2]`` float32 landmarks in [0,1] (NaN = no face).
@@ -291,7 +258,7 @@ def build_landmark_cache(dataset: CelebAMaskHQ, provider: LandmarkProvider, path
     r = dataset.resolution
     for i in range(len(dataset)):
         idx = dataset.indices[i]
-        image = load_image(dataset.root / HQ_IMG / f"{idx}.jpg", r, "CelebAMask-HQ", CELEBAMASK_LAYOUT)
+        image = load_image(dataset.image_path(i), r, dataset.name, dataset.layout_text)
         pts, found = provider(image)
         if found:
             out[idx] = ((pts.float() + 0.5) / r).numpy()
@@ -299,62 +266,9 @@ def build_landmark_cache(dataset: CelebAMaskHQ, provider: LandmarkProvider, path
     return out
 
 
-class CelebAHQDataModule(LightningDataModule):
-    """Train on FFHQ (+ the CelebA-HQ train part), validate/test on CelebA-HQ (paper: 2,000 test images).
+def __getattr__(name: str):
+    if name == "CelebAHQDataModule":  # moved to datamodules.real_faces; the old import path keeps working
+        from datamodules.real_faces import CelebAHQDataModule  # local: real_faces imports this module
 
-    The CelebA-HQ split is by index: the last ``test_size`` images are the test set, the ``val_size`` before
-    them the validation set, the rest the training part.
-    """
-
-    def __init__(self, root: str, ffhq_root: str | None = None, batch_size: int = 8, resolution: int = 256,
-                 num_workers: int = 0, test_size: int = 2000, val_size: int = 500,
-                 attribute_source: str = "celebamask", celeba_root: str | None = None,
-                 landmarks_cache: str | None = None, ffhq_thumbnails: bool = False) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.train_set: Dataset | None = None
-        self.val_set: Dataset | None = None
-        self.test_set: Dataset | None = None
-
-    def _celeba(self, split: str) -> CelebAMaskHQ:
-        h = self.hparams
-        return CelebAMaskHQ(h.root, split=split, resolution=h.resolution, test_size=h.test_size,
-                            val_size=h.val_size, attribute_source=h.attribute_source, celeba_root=h.celeba_root,
-                            landmarks=h.landmarks_cache)
-
-    def setup(self, stage: str | None = None) -> None:
-        h = self.hparams
-        if stage in (None, "fit") and self.train_set is None:
-            parts: list[Dataset] = []
-            if h.ffhq_root:
-                parts.append(FFHQ(h.ffhq_root, resolution=h.resolution, thumbnails=h.ffhq_thumbnails))
-            celeba_train = self._celeba("train")
-            if len(celeba_train):
-                parts.append(celeba_train)
-            if not parts:
-                raise ValueError("no training images: the CelebA-HQ train part is empty (test_size + val_size cover "
-                                 "the whole set) and data.ffhq_root is not set")
-            self.train_set = parts[0] if len(parts) == 1 else ConcatDataset(parts)
-        if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._celeba("val")
-        if stage in (None, "test", "predict") and self.test_set is None:
-            self.test_set = self._celeba("test")
-
-    def _loader(self, ds: Dataset | None, shuffle: bool) -> DataLoader:
-        if ds is None:
-            raise RuntimeError("call setup() before requesting a dataloader")
-        h = self.hparams
-        return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, num_workers=h.num_workers,
-                          drop_last=shuffle, persistent_workers=h.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, False)
+        return CelebAHQDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

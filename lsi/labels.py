@@ -7,14 +7,16 @@ metrics read them, the figures colour them, and none of those has to import anot
   (a CelebA-named subset, in the world's order);
 * :data:`CELEBA_ATTRIBUTE_NAMES` - CelebA's 40 attributes, in the order of its annotation files;
 * :data:`CELEBAMASK_CLASSES` - the 19 CelebAMask-HQ segmentation classes (the embedded world uses them too);
-* :data:`SEGMENTATION_PALETTE` - one RGB colour per class, ``[19, 3]`` uint8.
+* :data:`SEGMENTATION_PALETTE` - one RGB colour per class, ``[19, 3]`` uint8;
+* :data:`AFHQ_CATEGORIES` - AFHQ's three animal classes (its folder names), the paper's second domain.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CELEBA_ATTRIBUTE_NAMES", "CELEBAMASK_CLASSES", "EMBEDDED_ATTRIBUTE_NAMES", "SEGMENTATION_PALETTE"]
+__all__ = ["AFHQ_CATEGORIES", "CELEBA_ATTRIBUTE_NAMES", "CELEBAMASK_CLASSES", "EMBEDDED_ATTRIBUTE_NAMES",
+           "SEGMENTATION_PALETTE"]
 
 EMBEDDED_ATTRIBUTE_NAMES: tuple[str, ...] = (
     "Male", "Young", "Smiling", "Eyeglasses", "No_Beard", "Mustache", "Bald", "Bangs", "Black_Hair",
@@ -46,3 +48,6 @@ SEGMENTATION_PALETTE: np.ndarray = np.array([
     [255, 255, 0], [255, 0, 255], [0, 255, 153], [153, 204, 0], [51, 102, 153],
 ], dtype=np.uint8)
 SEGMENTATION_PALETTE.setflags(write=False)
+
+#: AFHQ's classes in the order of its folders ``train|val/{cat,dog,wild}``; an item's ``category`` indexes this.
+AFHQ_CATEGORIES: tuple[str, ...] = ("cat", "dog", "wild")
