@@ -35,11 +35,12 @@ test: ## fast test suite (no slow, no real-hardware tests)
 test-full: ## every test except those needing a real DMD/DAQ rig
 	$(BIN)/python -m pytest -m "not hardware" -q
 
-train: ## train O and D_theta on the embedded world: make train RATIO=512 -> runs/ratio512/
-	@$(BIN)/python -c "import sys; r=int('$(RATIO)'); sys.exit(0 if r in [2**k for k in range(7,15)] else \
-	  'RATIO=$(RATIO) is not supported: use one of 128 256 512 1024 2048 4096 8192 16384 (d = 65536/RATIO masks)')"
+train: ## train O and D_theta on the embedded world, then test: make train RATIO=512 -> runs/ratio512/
+	@$(BIN)/python -m lsi.cli.check_ratio "$(RATIO)"
 	$(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
 	  --trainer.default_root_dir runs/ratio$(RATIO)
+	$(BIN)/lsi test -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
+	  --trainer.default_root_dir runs/ratio$(RATIO) --ckpt_path runs/ratio$(RATIO)/lsi.ckpt
 
 pretrain-embedded: ## retrain the shipped embedded G, E and identity net (CPU, <= 45 min) and re-measure them
 	$(BIN)/python -m lsi.experiments.pretrain --evaluate

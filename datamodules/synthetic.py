@@ -9,6 +9,9 @@ quantised to 8 bits, like real photographs, so cached (uint8) and freshly render
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import lightning
@@ -17,6 +20,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from .faces.render import render_faces
 from .faces.world import sample_world_latent, to_gaussian
+
+
+@cache
+def renderer_source_hash() -> str:
+    """sha256 (16 hex digits) of the procedural world's source files (``datamodules/faces/*.py``)."""
+    h = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "faces").glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
 
 SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 SEED_STRIDE = 10_000_000
@@ -105,6 +119,13 @@ class SyntheticFaces(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.__getitems__([index])[0]
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What defines this split's content (for :class:`datamodules.scene_cache.SceneCache`): the split's
+        settings and a hash of the renderer's source, so a changed renderer never reuses old scenes."""
+        return {"dataset": "SyntheticFaces", "split": self.split, "num_identities": self.num_identities,
+                "images_per_identity": self.images_per_identity, "resolution": self.resolution, "seed": self.seed,
+                "renderer": renderer_source_hash()}
 
 
 class SyntheticFacesDataModule(lightning.LightningDataModule):

@@ -1,13 +1,24 @@
-"""``lsi``: the LightningCLI entry point (fit, validate, test, predict) for every LSI module."""
+"""``lsi``: the LightningCLI entry point (fit, validate, test, predict) for every LSI module, plus tools.
+
+``lsi fit|validate|test|predict ...`` run the LightningCLI; ``lsi convert-generator in.pkl out.safetensors``
+converts an NVIDIA network pickle (:mod:`lsi.generator.convert`). A bad input (a wrong ratio, a missing or
+mismatched checkpoint, a corrupt file) ends with a one-line error and exit status 2, not a traceback; set
+``LSI_DEBUG=1`` to see the traceback.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from datamodules.scene_cache import SceneCacheError
 
 
 class LSICLI(LightningCLI):
@@ -43,10 +54,42 @@ def main(args: list[str] | None = None) -> LSICLI:
     )
 
 
-def entry() -> None:
-    """Console-script entry point (``lsi``): run the CLI, return nothing (exit status 0 on success)."""
-    main()
+#: ``lsi <tool> ...`` subcommands that are not LightningCLI stages: name -> module with ``main(argv) -> int``.
+TOOLS = {"convert-generator": "lsi.generator.convert"}
 
 
-if __name__ == "__main__":
-    entry()
+def entry(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``lsi``). Exit status 0 on success, 2 on a bad input (one-line message)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in TOOLS:
+        sys.exit(importlib.import_module(TOOLS[args[0]]).main(args[1:]))
+    try:
+        main(argv)  # None: LightningCLI reads sys.argv itself
+    except (ValueError, OSError, RuntimeError) as err:
+        ours = _user_error(err)
+        if os.environ.get("LSI_DEBUG") == "1" or ours is None:
+            raise
+        print(f"lsi: error: {ours}\n(set LSI_DEBUG=1 to see where it came from)", file=sys.stderr)
+        sys.exit(2)
+
+
+#: folders of our own packages: an error raised from code in them is one we raised on purpose
+_OUR_PACKAGES = tuple(str(Path(importlib.import_module(p).__file__).resolve().parent) + os.sep
+                      for p in ("lsi", "datamodules", "hardware"))
+
+
+def _user_error(err: BaseException) -> BaseException | None:
+    """The error our own code raised on purpose for the user (a bad input), found along ``err``'s chain of causes
+    (LightningCLI's argument checking wraps ours); None for anything else (a bug keeps its traceback)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (ValueError, FileNotFoundError, PermissionError, SceneCacheError)):
+            tb = err.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            origin = str(Path(tb.tb_frame.f_code.co_filename).resolve()) if tb is not None else ""
+            if origin.startswith(_OUR_PACKAGES):
+                return err
+        err = err.__cause__ or err.__context__
+    return None

@@ -6,6 +6,9 @@ For every test batch the caller gives the scenes ``I [B,3,256,256]`` in [0,1], t
 
 * ``id_match`` — identity match rate of (I, I') pairs with the world's identity network at the given
   cosine-distance threshold (for LSI: the one with 1% false accepts on the validation split);
+* ``identification`` — top-1 identification of each reconstruction against a gallery of one original per test
+  identity (:func:`lsi.eval.metrics.identification_top1`; needs the batches' ``identity``), with
+  ``identification_originals``, the same for the originals themselves (what a perfect reconstruction scores);
 * ``psnr`` — mean per-image PSNR (dB) of I' against I area-downscaled to G's resolution;
 * ``fid`` — Fréchet distance between the embedded identity network's ``features()`` of the scenes and of the
   reconstructions (the embedded world's documented FID feature extractor; real-image FID needs Inception);
@@ -27,7 +30,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lsi.eval.face_recognition.descriptors import DlibFaceDescriptor, VggFaceEmbedder
-from lsi.eval.metrics import FID, IdentityMatchRate, psnr
+from lsi.eval.metrics import FID, IdentityMatchRate, first_of_each_identity, identification_top1, psnr
 from lsi.world.frozen import downscale_scene
 
 
@@ -54,6 +57,7 @@ class ReconstructionMetrics(nn.Module):
         self._dlib_embedder: Any = None
         self._vgg_embedder: Any = None
         self.dlib_upsample = dlib_upsample
+        self._ident: dict[str, list[torch.Tensor]] = {"orig": [], "rec": [], "ids": []}
 
     # -- lazily built extractors -------------------------------------------------------------------
     def _fid_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -78,15 +82,21 @@ class ReconstructionMetrics(nn.Module):
 
     # -- accumulation ------------------------------------------------------------------------------
     @torch.no_grad()
-    def update(self, world: Any, scene: torch.Tensor, latent: torch.Tensor, threshold: float) -> torch.Tensor:
+    def update(self, world: Any, scene: torch.Tensor, latent: torch.Tensor, threshold: float,
+               identity: torch.Tensor | None = None) -> torch.Tensor:
         """Add one batch: ``scene [B,3,H,W]`` in [0,1], ``latent [B,num_ws,w_dim]``, ``world`` with ``.generator``
-        and ``.identity``, ``threshold`` the identity net's cosine-distance threshold. Returns the reconstruction
-        ``[B,3,R,R]`` in [0,1]."""
+        and ``.identity``, ``threshold`` the identity net's cosine-distance threshold, ``identity [B]`` the people
+        (for identification; None skips it). Returns the reconstruction ``[B,3,R,R]`` in [0,1]."""
         rec = world.generator.synthesis(latent).clamp(-1, 1)                # [B,3,R,R] in [-1,1]
         small = downscale_scene(scene, rec.shape[-1])                      # [B,3,R,R] in [-1,1]
         self.psnr.update(psnr(rec, small, data_range=2.0))
         self.embedded.threshold = float(threshold)
-        self.embedded.update(world.identity(small), world.identity(rec))
+        emb_orig, emb_rec = world.identity(small), world.identity(rec)
+        self.embedded.update(emb_orig, emb_rec)
+        if identity is not None:
+            self._ident["orig"].append(emb_orig.cpu())
+            self._ident["rec"].append(emb_rec.cpu())
+            self._ident["ids"].append(torch.as_tensor(identity).cpu())
         rec01 = rec * 0.5 + 0.5
         self._ensure_fid(world.identity, rec.device)
         if self.fid is not None:
@@ -122,6 +132,13 @@ class ReconstructionMetrics(nn.Module):
                 out[f"{name}_id_match"] = float(res["match_rate"])
                 out[f"{name}_no_face"] = float(res["no_face_rate"])
                 out[f"{name}_distance"] = float(res["mean_distance"])
+        if self._ident["ids"]:
+            ids = torch.cat(self._ident["ids"])
+            orig, rec = torch.cat(self._ident["orig"]), torch.cat(self._ident["rec"])
+            gallery = first_of_each_identity(ids)
+            out["identification"] = identification_top1(orig[gallery], ids[gallery], rec[~gallery], ids[~gallery])
+            out["identification_originals"] = identification_top1(orig[gallery], ids[gallery], orig[~gallery],
+                                                                  ids[~gallery])
         out["num_images"] = float(emb["n"])
         return out
 
@@ -138,3 +155,25 @@ class ReconstructionMetrics(nn.Module):
         for m in (self.embedded, self.psnr, self.fid, self.dlib, self.vggface):
             if m is not None:
                 m.reset()
+        self._ident = {"orig": [], "rec": [], "ids": []}
+
+
+class ReferenceComparison(nn.Module):
+    """The same test scenes reconstructed from several latents side by side — the method, its floor (a constant
+    latent), its ceiling (the inversion E(I)) and a simple baseline (a ridge read-out) — one
+    :class:`ReconstructionMetrics` (identity match, identification, PSNR; no FID) per name."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.names = tuple(names)
+        self.metrics = nn.ModuleDict({n: ReconstructionMetrics(fid=False) for n in self.names})
+
+    @torch.no_grad()
+    def update(self, world: Any, scene: torch.Tensor, latents: dict[str, torch.Tensor], threshold: float,
+               identity: torch.Tensor | None = None) -> None:
+        """``latents``: ``{name: [B, num_ws, w_dim]}`` for (a subset of) the names."""
+        for name, latent in latents.items():
+            self.metrics[name].update(world, scene, latent, threshold, identity)
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        return {n: m.compute() for n, m in self.metrics.items() if m.embedded.total > 0}

@@ -18,6 +18,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.utilities import rank_zero_warn
 
 from lsi.eval.reconstruction import ReconstructionMetrics
 from lsi.models.imaging import LatentImagingModule
@@ -154,11 +156,23 @@ class RunArtifacts(FinalCheckpoint, TestMetricsWriter):
         save_mask_grid(optical.mask_codes(), out / "masks.png", max_masks=self.max_masks_in_figure,
                        title=f"learned masks, ratio 1:{optical.ratio} ({optical.d} masks, {optical.bits} bit)")
         metrics = scalar_metrics(trainer.callback_metrics)
+        planned = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        cut_short = planned is not None and trainer.global_step < planned
         report = {
             "ratio": optical.ratio, "measurements": optical.num_readings, "bits": optical.bits,
-            "steps": trainer.global_step, "train_seconds": round(time.time() - self._t0, 1),
-            "masks_sha256": meta.sha256, "metrics": metrics,
+            "steps": trainer.global_step, "planned_steps": planned, "cut_short": cut_short,
+            "train_seconds": round(time.time() - self._t0, 1), "masks_sha256": meta.sha256, "metrics": metrics,
         }
+        training = getattr(pl_module, "training_report", None)
+        if training:
+            report["training"] = training
+        if cut_short:
+            timers = [cb for cb in trainer.callbacks if isinstance(cb, Timer)]
+            timed_out = any((cb.time_remaining() or 0) <= 0 for cb in timers)
+            reason = "the time guard (trainer.max_time)" if timed_out else "an interruption or early stop"
+            report["cut_short_reason"] = reason
+            rank_zero_warn(f"training was cut short by {reason}: {trainer.global_step} of {planned} steps done; "
+                           f"the results in {out} are those of an unfinished run")
         # a new training makes any earlier "test" section stale: start the file afresh
         (out / "metrics.json").write_text(json.dumps(report, indent=2, sort_keys=True))
 
@@ -194,7 +208,8 @@ class ReconstructionEvaluation(L.Callback):
         if self.metrics is not None:
             lsi = find_lsi(pl_module)
             with torch.no_grad():
-                self.metrics.update(lsi.world, batch["image"], lsi.latent_of(batch), lsi.threshold)
+                self.metrics.update(lsi.world, batch["image"], lsi.latent_of(batch), lsi.threshold,
+                                    batch.get("identity"))
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.metrics is not None:

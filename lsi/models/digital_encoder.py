@@ -9,6 +9,9 @@ Architecture (one independent "style block" per W+ level; levels of a group run 
 * Hierarchical feed: the outputs of a group are aggregated over its levels ("sum", or a gMLP then sum),
   projected to ``hidden`` and added to the stems of the next non-empty group (``h0 + proj(agg(prev))``).
 * Output mixer: a residual gMLP block whose spatial gating unit mixes information across the ``num_ws`` axis.
+* Optional linear path (``linear_path=True``): ``D(y) = linear(y) + nonlinear(y)``. The linear map is set in closed
+  form by ridge regression (:meth:`DigitalEncoder.set_linear_path`) and the style blocks' output layers start at
+  zero, so training starts from the best linear read-out and the blocks learn the residual.
 
 Internally tensors are level-major ``[levels, B, features]`` so each group is a few batched matmuls.
 The LayerNorms in front of a Linear carry no affine parameters: a per-level scale/shift would be absorbed
@@ -143,6 +146,7 @@ class DigitalEncoder(nn.Module):
         aggregate: how a group's outputs are summarised for the next group: ``"sum"`` or ``"gmlp"``.
         groups: ``(coarse_end, mid_end)`` level boundaries; default :func:`default_groups`.
         mixer: apply the output gMLP mixer across levels.
+        linear_path: add a linear map ``Linear(d_in, num_ws * w_dim)`` to the output (see module docstring).
         heads, tokens: attention heads and tokens (attention blocks only).
     """
 
@@ -159,6 +163,7 @@ class DigitalEncoder(nn.Module):
         aggregate: str = "sum",
         groups: tuple[int, int] | None = None,
         mixer: bool = True,
+        linear_path: bool = False,
         heads: int = 4,
         tokens: int = 8,
     ) -> None:
@@ -195,6 +200,13 @@ class DigitalEncoder(nn.Module):
             use_gmlp = aggregate == "gmlp" and i + 1 < n_groups
             self.aggregators.append(SpatialGatingMLP(group.n, w_dim) if use_gmlp else nn.Identity())
         self.mixer = SpatialGatingMLP(num_ws, w_dim) if mixer else None
+        self.linear: nn.Linear | None = None
+        if linear_path:
+            self.linear = nn.Linear(d_in, num_ws * w_dim)
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
+            for group in self.level_groups:  # the blocks start silent: D starts as the (ridge-set) linear map
+                nn.init.zeros_(group.head.weight)
 
     @classmethod
     def paper_scale(cls, d_in: int, **overrides) -> DigitalEncoder:
@@ -203,8 +215,8 @@ class DigitalEncoder(nn.Module):
         cfg.update(overrides)
         return cls(d_in, **cfg)
 
-    def forward(self, readings: Tensor) -> Tensor:
-        """``readings``: ``[B, d_in]`` -> W+ offset ``[B, num_ws, w_dim]``."""
+    def nonlinear(self, readings: Tensor) -> Tensor:
+        """The style blocks alone (no linear path): ``[B, d_in]`` -> ``[B, num_ws, w_dim]``."""
         if readings.ndim != 2 or readings.shape[1] != self.d_in:
             raise ValueError(f"readings must be [B, {self.d_in}], got {tuple(readings.shape)}")
         outs: list[Tensor] = []
@@ -219,6 +231,22 @@ class DigitalEncoder(nn.Module):
         if self.mixer is not None:
             w = self.mixer(w)
         return w
+
+    def forward(self, readings: Tensor) -> Tensor:
+        """``readings``: ``[B, d_in]`` -> W+ offset ``[B, num_ws, w_dim]``."""
+        w = self.nonlinear(readings)
+        if self.linear is not None:
+            w = w + self.linear(readings).view(-1, self.num_ws, self.w_dim)
+        return w
+
+    @torch.no_grad()
+    def set_linear_path(self, weight: Tensor, bias: Tensor) -> None:
+        """Set the linear path: ``weight [num_ws * w_dim, d_in]``, ``bias [num_ws * w_dim]`` (e.g. from
+        :func:`lsi.eval.linear_readout.fit_ridge`)."""
+        if self.linear is None:
+            raise ValueError("this D_theta has no linear path; build it with linear_path=True")
+        self.linear.weight.copy_(weight)
+        self.linear.bias.copy_(bias)
 
     def extra_repr(self) -> str:
         return f"d_in={self.d_in}, num_ws={self.num_ws}, w_dim={self.w_dim}, hidden={self.hidden}, groups={self.bounds}"

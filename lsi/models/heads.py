@@ -212,7 +212,7 @@ class AllHeads(_LatentHead):
     def update_reconstruction(self, batch: dict, latent: torch.Tensor) -> None:
         if self._recon is not None:
             lsi = self.lsi
-            self._recon.update(lsi.world, batch["image"], latent, lsi.threshold)
+            self._recon.update(lsi.world, batch["image"], latent, lsi.threshold, batch.get("identity"))
 
     def on_test_epoch_end(self) -> None:
         if self.seg is not None:

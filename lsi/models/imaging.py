@@ -21,12 +21,14 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torchvision.utils import save_image
 
-from lsi.eval.metrics import psnr
+from lsi.eval.linear_readout import fit_ridge
 from lsi.models.checkpoints import loadable_checkpoint
 from lsi.models.digital_encoder import DigitalEncoder
+from lsi.models.imaging_eval import ImagingEvaluation
+from lsi.models.optim import GroupwiseOptimizer
+from lsi.models.reading_normaliser import ReadingNormaliser
+from lsi.models.staged import StagedRecipe, TrainingSchedule
 from lsi.physics.noise import NoiseModel
 from lsi.physics.operator import OpticalEncoder
 from lsi.world.embedded import load_meta
@@ -34,7 +36,7 @@ from lsi.world.frozen import downscale_scene, frozen_world
 from lsi.world.perceptual import build_perceptual
 
 
-class LatentImagingModule(L.LightningModule):
+class LatentImagingModule(ImagingEvaluation, L.LightningModule):
     """Joint training of the optical encoder O and the digital encoder D_theta.
 
     Args:
@@ -56,6 +58,12 @@ class LatentImagingModule(L.LightningModule):
             and saves most of E's cost after the first epoch).
         init_from: an ``lsi.ckpt`` whose masks, reading normaliser and D_theta start this run (fine-tuning on
             measured readings: combine with ``freeze_masks``); loaded with ``weights_only=True``.
+        schedule: the staged recipe (:class:`lsi.models.staged.TrainingSchedule`; needs
+            ``datamodules.CachedScenesDataModule``); None = the per-batch recipe on scene batches.
+        whiten_readings: the reading normaliser whitens (ZCA) instead of standardising each reading.
+        mask_optimizer: ``adam`` or ``lion`` (sign updates, as the official LSI code optimises the masks).
+        normaliser_batches: per-batch recipe: training batches whose readings fit the reading normaliser at the
+            start of ``fit`` (refreshed from the same scenes every 50 steps while the masks learn).
     """
 
     def __init__(
@@ -89,6 +97,10 @@ class LatentImagingModule(L.LightningModule):
         cache_targets: bool = True,
         init_from: str | None = None,
         seed: int = 0,
+        schedule: TrainingSchedule | None = None,
+        whiten_readings: bool = False,
+        mask_optimizer: str = "adam",
+        normaliser_batches: int = 16,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -102,10 +114,15 @@ class LatentImagingModule(L.LightningModule):
         elif freeze_masks:
             self.optical.freeze(True)
         d_in = self.optical.num_readings
-        # Readings are tiny differences on a large mean; standardise each one with running statistics
-        # before D_theta (its first LayerNorm would otherwise discard absolute brightness).
-        self.reading_norm = nn.BatchNorm1d(d_in, affine=False, momentum=0.01)
+        if mask_optimizer not in ("adam", "lion"):
+            raise ValueError(f"mask_optimizer must be 'adam' or 'lion', got {mask_optimizer!r}")
+        # Readings are tiny differences on a large mean: standardised with fixed statistics of training readings
+        self.reading_norm = ReadingNormaliser(d_in, whiten=whiten_readings)
         self.digital = DigitalEncoder(d_in=d_in, num_ws=g.num_ws, w_dim=g.w_dim, **(digital or {}))
+        self.schedule = TrainingSchedule(**schedule) if isinstance(schedule, dict) else schedule
+        self.staged: StagedRecipe | None = None
+        self.ridge_baseline: tuple[torch.Tensor, torch.Tensor] | None = None  # closed-form read-out (weight, bias)
+        self._norm_reference: dict[str, torch.Tensor] | None = None
         self.register_buffer("w_avg", g.w_avg.detach().clone())
         self.perceptual = build_perceptual(perceptual, lpips_backbone_path) if lambda_lpips > 0 else None
         self.id_threshold = id_threshold
@@ -140,6 +157,11 @@ class LatentImagingModule(L.LightningModule):
                                  "`make eval-embedded` to calibrate it")
             self.id_threshold = float(meta["far1_threshold"])
         return self.id_threshold
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """``(num_ws, w_dim)`` of the frozen generator."""
+        return self.digital.num_ws, self.digital.w_dim
 
     # -- forward -----------------------------------------------------------------------------
     def encode_readings(self, y: torch.Tensor) -> torch.Tensor:
@@ -186,14 +208,8 @@ class LatentImagingModule(L.LightningModule):
         target = self.cached_target_latent(scene, index)
         losses = {"lat": F.l1_loss(ws, target), "wnorm": (ws - self.w_avg).norm(dim=2).mean()}
         k = min(hp.image_loss_batch, scene.shape[0])
-        if k > 0 and (hp.lambda_pix > 0 or hp.lambda_id > 0 or hp.lambda_lpips > 0):
-            world = self.world
-            rec = world.generator.synthesis(ws[:k])
-            small = self.downscale(scene[:k])
-            losses["pix"] = F.mse_loss(rec, small)
-            losses["id"] = (1 - F.cosine_similarity(world.identity(rec), world.identity(small), dim=1)).mean()
-            if self.perceptual is not None:
-                losses["lpips"] = self.perceptual(rec, small).mean()
+        if k > 0:
+            losses.update(self.image_losses(ws[:k], scene[:k]))
         if not measured and hp.lambda_energy > 0 and self.global_step >= hp.energy_start_step:
             losses["energy"] = self.optical.energy_loss(*hp.energy_range)
         weights = {"lat": hp.lambda_lat, "pix": hp.lambda_pix, "id": hp.lambda_id, "lpips": hp.lambda_lpips,
@@ -201,71 +217,110 @@ class LatentImagingModule(L.LightningModule):
         losses["total"] = sum(weights[n] * v for n, v in losses.items() if weights.get(n, 0) > 0)
         return losses
 
+    def image_losses(self, ws: torch.Tensor, scene: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pixel L2, identity loss (1 - cosine of the identity net's embeddings) and, when enabled, the perceptual
+        loss of ``G(ws)`` against ``scene [k,3,H,W]`` in [0,1] downscaled to G's resolution (only the weighted ones)."""
+        hp = self.hparams
+        if not (hp.lambda_pix > 0 or hp.lambda_id > 0 or hp.lambda_lpips > 0):
+            return {}
+        world = self.world
+        rec = world.generator.synthesis(ws)
+        small = self.downscale(scene)
+        out = {"pix": F.mse_loss(rec, small),
+               "id": (1 - F.cosine_similarity(world.identity(rec), world.identity(small), dim=1)).mean()}
+        if self.perceptual is not None:
+            out["lpips"] = self.perceptual(rec, small).mean()
+        return out
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.compute_losses(batch, batch.get("index"))
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["image"]))
-        self.log("loss", losses["total"], prog_bar=True, logger=False, batch_size=len(batch["image"]))
+        if self.staged is not None:
+            losses = self.staged.losses(self, batch["index"])
+            bs = len(batch["index"])
+            self.log("phase", float(["joint", "readout", "image"].index(self.staged.phase)), batch_size=bs)
+        else:
+            losses = self.compute_losses(batch, batch.get("index"))
+            bs = len(batch["image"])
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=bs)
+        self.log("loss", losses["total"], prog_bar=True, logger=False, batch_size=bs)
         return losses["total"]
 
-    # -- evaluation --------------------------------------------------------------------------
-    @torch.no_grad()
-    def reconstruction_metrics(self, batch: dict) -> dict[str, torch.Tensor]:
-        ws = self.latent_of(batch)
-        world = self.world
-        rec = world.generator.synthesis(ws).clamp(-1, 1)
-        small = self.downscale(batch["image"])
-        dist = 1 - F.cosine_similarity(world.identity(rec), world.identity(small), dim=1)
-        return {"psnr": psnr(rec, small, data_range=2.0).mean(),
-                "id_match": (dist <= self.threshold).float().mean(),
-                "id_distance": dist.mean()}
+    # -- the reading normaliser and the recipes' start/end ------------------------------------------
+    def on_train_start(self) -> None:
+        # not on_fit_start: Lightning restores a resumed run's global_step only after on_fit_start
+        if self.schedule is not None:
+            self.staged = StagedRecipe(self.schedule)
+            self.staged.start(self, self.trainer)
+        elif self.trainer.global_step == 0:
+            # also when fine-tuning from init_from: measured readings get their own statistics (a calibration)
+            self._norm_reference = self._collect_reference(self.hparams.normaliser_batches)
+            self._fit_normaliser()
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
-        losses = self.compute_losses(batch)
-        metrics = self.reconstruction_metrics(batch)
-        bs = len(batch["image"])
-        self.log_dict({f"{stage}/{k}": v for k, v in {**losses, **metrics}.items()}, batch_size=bs,
-                      prog_bar=False, sync_dist=True)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-        if batch_idx == 0:
-            self._save_grid(batch)
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
-        ws = self.latent_of(batch)
-        return {"ws": ws, "reconstruction": self.world.generator.synthesis(ws).clamp(-1, 1)}
+    def _collect_reference(self, batches: int) -> dict[str, torch.Tensor]:
+        """The first ``batches`` training batches' readings (measured data) or scenes as uint8 (simulated): the
+        fixed set the per-batch recipe fits its reading normaliser on."""
+        readings, scenes = [], []
+        for i, batch in enumerate(self.trainer.train_dataloader or self.trainer.datamodule.train_dataloader()):
+            if i >= batches:
+                break
+            if batch.get("readings") is not None:
+                readings.append(batch["readings"])
+            else:
+                scenes.append(batch["image"].mul(255).round_().to(torch.uint8))
+        return {"readings": torch.cat(readings)} if readings else {"scenes": torch.cat(scenes)}
 
     @torch.no_grad()
-    def _save_grid(self, batch: dict, n: int = 8) -> None:
-        """PNG grid, one row per sample: scene | G(E(I)) | LSI reconstruction."""
-        if self.trainer is None or self.trainer.sanity_checking or not self.trainer.is_global_zero:
+    def _fit_normaliser(self) -> None:
+        ref = self._norm_reference
+        if ref is None:
             return
-        first = {k: v[:n] for k, v in batch.items() if k in ("image", "readings") and v is not None}
-        scene, ws = first["image"], self.latent_of(first)
-        g = self.world.generator
-        cols = [self.downscale(scene), g.synthesis(self.target_latent(scene)).clamp(-1, 1),
-                g.synthesis(ws).clamp(-1, 1)]
-        grid = torch.stack(cols, dim=1).flatten(0, 1) * 0.5 + 0.5
-        out = Path(self.trainer.default_root_dir) / "reconstructions"
-        out.mkdir(parents=True, exist_ok=True)
-        save_image(grid, out / f"step{self.global_step:06d}.png", nrow=3, padding=1)
-        save_image(grid, Path(self.trainer.default_root_dir) / "reconstructions.png", nrow=3, padding=1)
+        if "readings" in ref:
+            readings = ref["readings"].to(self.device)
+        else:
+            readings = torch.cat([self.optical.A(ref["scenes"][i:i + 64].to(self.device).float() / 255)
+                                  for i in range(0, len(ref["scenes"]), 64)])
+        if len(readings) >= 2:
+            self.reading_norm.fit(readings)
+
+    def on_train_end(self) -> None:
+        if self.staged is not None:
+            self.training_report = self.staged.end()
+            self._fit_ridge_baseline()
+
+    @torch.no_grad()
+    def _fit_ridge_baseline(self) -> None:
+        """The simple baseline of this run: ridge regression from the final normalised readings of every training
+        scene to E(I), kept in the checkpoint (``lsi test`` scores it beside the trained D_theta)."""
+        recipe = self.staged
+        readings = recipe.readings if recipe.readings is not None and self.optical.frozen else recipe.measure(self)
+        x = self.reading_norm(readings)
+        target = (recipe.targets.to(x) - self.w_avg).flatten(1)
+        self.ridge_baseline = fit_ridge(x, target, recipe.schedule.ridge_lambda)
 
     # -- optimisation and checkpoints --------------------------------------------------------
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = [{"params": list(self.digital.parameters()), "lr": self.hparams.lr_encoder, "name": "encoder"}]
-        if self.optical.masks.requires_grad:
-            groups.append({"params": [self.optical.masks], "lr": self.hparams.lr_masks, "name": "masks"})
-        return torch.optim.Adam(groups)
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        groups = [{"params": list(self.digital.parameters()), "lr": hp.lr_encoder, "name": "encoder"}]
+        # the staged recipe keeps the masks' group through every phase (frozen masks get no gradient and no
+        # update), so the optimiser's structure, and with it a resumed optimiser state, is the same in all phases
+        if self.optical.masks.requires_grad or self.schedule is not None:
+            decay = 1e-2 if hp.mask_optimizer == "lion" else 0.0  # the official LSI code's Lion weight decay
+            groups.append({"params": [self.optical.masks], "lr": hp.lr_masks, "name": "masks",
+                           "algorithm": hp.mask_optimizer, "weight_decay": decay})
+        optimizer = GroupwiseOptimizer(groups)
+        if self.schedule is None:
+            return optimizer
+        schedule = self.schedule
+        lambdas = [lambda step, name=g["name"]: schedule.lr_factor(name, step) for g in groups]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Project the latent masks back into [0, 1]: outside it the straight-through gradient is zero and a
         # pixel pushed past a bound by momentum would never move again.
         with torch.no_grad():
             self.optical.masks.clamp_(0.0, 1.0)
+        if self.staged is None and not self.optical.frozen and self.trainer.global_step % 50 == 0:
+            self._fit_normaliser()  # per-batch recipe: the masks moved, refresh from the same fixed scenes
 
     def masks_sha256(self) -> str:
         return hashlib.sha256(self.optical.mask_codes().tobytes()).hexdigest()
@@ -284,6 +339,12 @@ class LatentImagingModule(L.LightningModule):
         checkpoint["lsi"] = {"ratio": self.optical.ratio, "bits": self.optical.bits, "d": self.optical.d,
                              "num_readings": self.optical.num_readings, "num_ws": g.num_ws, "w_dim": g.w_dim,
                              "generator": self.hparams.generator, "masks_sha256": self.masks_sha256()}
+        if self.ridge_baseline is not None:
+            checkpoint["lsi"]["ridge_baseline"] = {"weight": self.ridge_baseline[0].cpu(),
+                                                   "bias": self.ridge_baseline[1].cpu()}
+        report = getattr(self, "training_report", None)
+        if report:
+            checkpoint["lsi"]["training"] = report
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         meta = checkpoint.get("lsi")
@@ -294,6 +355,8 @@ class LatentImagingModule(L.LightningModule):
                 f"checkpoint is for ratio {meta['ratio']} ({meta['d']} masks, {meta['bits']} bit) but the model is "
                 f"configured for ratio {self.optical.ratio} ({self.optical.d} masks, {self.optical.bits} bit); "
                 f"pass --model.ratio {meta['ratio']} or the matching config")
+        ridge = meta.get("ridge_baseline")
+        self.ridge_baseline = (ridge["weight"], ridge["bias"]) if ridge else None
 
 
 def load_lsi(path: str) -> LatentImagingModule:
