@@ -53,8 +53,8 @@ bench: bench-faces bench-masks ## all benchmarks (reports under docs/)
 bench-faces: ## rendering speed of the procedural face world
 	$(BIN)/python -m lsi.experiments.faces_bench
 
-bench-masks: ## learned vs random vs Hadamard masks at RATIO=512 -> docs/results.md
-	$(BIN)/python -m lsi.experiments.mask_bench --steps 700
+bench-masks: ## learned vs fixed 2-D Hadamard vs random masks at 1:512 and 1:4096, same budget -> docs/results.md (resumable)
+	$(BIN)/python -m lsi.experiments.mask_bench
 
 table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
 	$(BIN)/python -m lsi.experiments.table1

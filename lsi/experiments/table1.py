@@ -103,7 +103,7 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def _merged_config(config_paths: list[Path]) -> dict:
+def merged_config(config_paths: list[Path]) -> dict:
     """The ``trainer`` and ``model.init_args`` of the YAML configs, later files overriding earlier ones."""
     trainer: dict = {}
     model: dict = {}
@@ -121,7 +121,7 @@ def scaled_schedule(config_paths: list[Path], steps: int | None) -> list[str]:
 
     The staged recipe's phases keep their proportions (e.g. joint 600 + readout 1400 of 2000 -> 120 + 280 of 400)
     and ``trainer.max_steps`` follows their sum; the energy loss's start keeps its fraction of training."""
-    cfg = _merged_config(config_paths)
+    cfg = merged_config(config_paths)
     max_steps = cfg["trainer"].get("max_steps")
     steps = steps or max_steps
     out = ["--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(steps)]
@@ -302,7 +302,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    args.steps = args.steps or _merged_config([args.lsi_config, *args.lsi_extra])["trainer"].get("max_steps")
+    args.steps = args.steps or merged_config([args.lsi_config, *args.lsi_extra])["trainer"].get("max_steps")
     t0 = time.time()
     use_dlib, dlib_reason = dlib_status(args.eval_dlib)
     vgg, vgg_reason = vggface_status(args.vggface_weights)

@@ -218,7 +218,7 @@ class StagedRecipe:
         was_training = module.training
         module.eval()
         if phase == "joint":
-            module.optical.freeze(False)
+            module.optical.freeze(bool(module.hparams.freeze_masks))  # fixed masks (e.g. a baseline) stay fixed
             if fresh:
                 rows = self._subset()
                 readings = self.measure(module, rows)
