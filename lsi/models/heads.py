@@ -36,7 +36,7 @@ from lsi.models.projectors import (
     default_seg_layers,
 )
 
-TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights")
+TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights", "inception_weights")
 
 
 def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides: Any) -> AllHeads:
@@ -55,9 +55,17 @@ def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides:
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    """Multi-class focal loss, ``logits [B,C,H,W]``, ``target [B,H,W]`` int64."""
-    logp = F.log_softmax(logits, dim=1).gather(1, target[:, None]).squeeze(1)
-    return (-(1 - logp.exp()).pow(gamma) * logp).mean()
+    """Multi-class focal loss, ``logits [B,C,H,W]``, ``target [B,H,W]`` int64; pixels < 0 (unknown) are ignored
+    (all unknown: a zero that keeps the graph)."""
+    known = target >= 0
+    logp = F.log_softmax(logits, dim=1).gather(1, target.clamp_min(0)[:, None]).squeeze(1)
+    loss = -(1 - logp.exp()).pow(gamma) * logp
+    return loss[known].mean() if bool(known.any()) else loss.sum() * 0.0
+
+
+def known_rows(values: torch.Tensor) -> torch.Tensor:
+    """Bool ``[B]``: rows of ``values [B, ...]`` whose labels are all known (finite; NaN marks unknown)."""
+    return torch.isfinite(values.flatten(1)).all(1)
 
 
 class _LatentHead(L.LightningModule):
@@ -135,21 +143,22 @@ class AllHeads(_LatentHead):
 
     ``lsi test`` also measures the encoder's reconstructions (``test/reconstruction/*``, see
     :mod:`lsi.eval.reconstruction`) unless ``evaluate_reconstruction`` is false; ``eval_dlib`` / ``vggface_weights``
-    add the Dlib / VGG-Face identity match rates.
+    add the Dlib / VGG-Face identity match rates, ``inception_weights`` the paper's Inception FID.
     """
 
     def __init__(self, lsi_checkpoint: str, heads: tuple[str, ...] = ("attributes", "segmentation", "landmarks"),
                  num_attributes: int | None = None, num_classes: int = 19,
                  seg_layers: tuple[str, ...] | None = None, landmark_layer: str | None = None,
                  focal_gamma: float = 2.0, lr: float = 1e-3, evaluate_reconstruction: bool = True,
-                 fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
+                 fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None,
+                 inception_weights: str | None = None) -> None:
         super().__init__(lsi_checkpoint, lr)
         # The encoder path and the test-time options stay out of the checkpoint's hyper-parameters: LightningCLI
         # replaces the model's config with those when --ckpt_path is given, and these must remain settable
         # then (`lsi test --model.init_args.lsi_checkpoint X` is how a head meets another encoder and fails).
         self.save_hyperparameters(ignore=["lsi_checkpoint", *TEST_OPTIONS])
         self.evaluate_reconstruction, self.fid, self.eval_dlib = evaluate_reconstruction, fid, eval_dlib
-        self.vggface_weights = vggface_weights
+        self.vggface_weights, self.inception_weights = vggface_weights, inception_weights
         self.test_notes: dict[str, str] = {}
         self._recon: Any = None
         unknown = set(heads) - {"attributes", "segmentation", "landmarks"}
@@ -173,6 +182,7 @@ class AllHeads(_LatentHead):
                 self.metrics[f"{stage}_acc"] = AttributeAccuracy()
             if self.seg is not None:
                 self.metrics[f"{stage}_f1"] = SegmentationF1(num_classes=num_classes)
+                self.metrics[f"{stage}_f1_all"] = SegmentationF1(num_classes=num_classes, average_over="all")
             if self.lmk is not None:
                 self.metrics[f"{stage}_nme"] = NME()
 
@@ -193,20 +203,26 @@ class AllHeads(_LatentHead):
     def losses(self, out: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
         losses = {}
         if "attributes" in out:
-            losses["attr"] = F.binary_cross_entropy_with_logits(out["attributes"], batch["attributes"].float())
+            target = batch["attributes"].float()
+            known = torch.isfinite(target) & (target >= 0)  # unknown attributes (-1) carry no loss
+            bce = F.binary_cross_entropy_with_logits(out["attributes"], target.clamp(0, 1), reduction="none")
+            losses["attr"] = bce[known].mean() if bool(known.any()) else bce.sum() * 0.0
         if "segmentation" in out:
             logits = out["segmentation"]
             target = F.interpolate(batch["segmentation"][:, None].float(), size=logits.shape[-2:],
                                    mode="nearest").squeeze(1).long()
             losses["seg"] = focal_loss(logits, target, self.hparams.focal_gamma)
         if "landmarks" in out:
-            losses["lmk"] = F.mse_loss(out["landmarks"], batch["landmarks"])
+            target, ok = batch["landmarks"], known_rows(batch["landmarks"])  # NaN rows: no landmarks known
+            pred = out["landmarks"]
+            losses["lmk"] = F.mse_loss(pred[ok], target[ok]) if bool(ok.any()) else pred.sum() * 0.0
         return losses
 
     def on_test_epoch_start(self) -> None:
         recon = None
         if self.evaluate_reconstruction:
-            recon = ReconstructionMetrics(self.fid, self.eval_dlib, self.vggface_weights).to(self.device)
+            recon = ReconstructionMetrics(self.fid, self.eval_dlib, self.vggface_weights,
+                                          inception_weights=self.inception_weights).to(self.device)
         object.__setattr__(self, "_recon", recon)  # not a child module: stays out of checkpoints
 
     def update_reconstruction(self, batch: dict, latent: torch.Tensor) -> None:
@@ -242,6 +258,9 @@ class AllHeads(_LatentHead):
             pred = F.interpolate(out["segmentation"], size=size, mode="bilinear", align_corners=False).argmax(1)
             m.update(pred, batch["segmentation"])
             self.log(f"{stage}/seg_f1", m, batch_size=bs)
+            m_all = self.metrics[f"{stage}_f1_all"]
+            m_all.update(pred, batch["segmentation"])
+            self.log(f"{stage}/seg_f1_all_classes", m_all, batch_size=bs)
         if "landmarks" in out:
             m = self.metrics[f"{stage}_nme"]
             m.update(out["landmarks"], batch["landmarks"])

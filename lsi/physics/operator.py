@@ -33,10 +33,12 @@ def measure(patterns: Tensor, scene: Tensor) -> Tensor:
     """The measurement rule: ``[P, H, W]`` patterns, ``[B, C, H, W]`` scenes -> readings ``[B, P]``.
 
     ``y[b, k] = mean over c, p of patterns[k, p] * scene[b, c, p]``: the photodiode integrates every pixel and
-    colour channel, in normalised units (all-on pattern, all-white scene -> 1.0). Computed in the scene's dtype.
+    colour channel, in normalised units (all-on pattern, all-white scene -> 1.0). Computed in the scene's dtype and
+    never under autocast: readings are small differences on a large mean, which bf16's 8-bit mantissa would erase.
     """
-    p = patterns.to(scene.dtype).flatten(1)  # [P, N]
-    return scene.mean(dim=1).flatten(1) @ p.t() / p.shape[1]
+    with torch.autocast(scene.device.type, enabled=False):
+        p = patterns.to(scene.dtype).flatten(1)  # [P, N]
+        return scene.mean(dim=1).flatten(1) @ p.t() / p.shape[1]
 
 
 class _QuantiseSTE(torch.autograd.Function):
@@ -87,8 +89,8 @@ class OpticalEncoder(nn.Module):
         ratio: compression ratio; ``d = grid**2 // ratio`` masks (must divide ``grid**2``).
         bits: mask bit depth (1 = binary DMD patterns).
         grid: DMD grid side (masks are ``grid x grid``).
-        init: ``"uniform"`` (0.5 +- small noise), ``"random_binary"`` or ``"hadamard"`` (2-D Walsh-Hadamard,
-            low sequency first).
+        init: ``"uniform"`` (0.5 +- small noise), ``"uniform01"`` (U[0,1], the official LSI init),
+            ``"random_binary"`` or ``"hadamard"`` (2-D Walsh-Hadamard, low sequency first).
         mask_dropout: train-time dropout on readings (standard inverted dropout: zero + rescale by 1/(1-p)).
         input_dropout: train-time dropout on scene pixels, shared over colour channels (inverted dropout).
         noise: detector noise model applied in :meth:`forward` (train and eval); None = noiseless.
