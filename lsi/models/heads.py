@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsi.eval.face_parsing import FarlFaceParser
 from lsi.eval.metrics import NME, AttributeAccuracy, SegmentationF1
 from lsi.eval.reconstruction import ReconstructionMetrics
 from lsi.labels import CELEBAMASK_CLASSES, EMBEDDED_ATTRIBUTE_NAMES
@@ -111,8 +112,14 @@ class _LatentHead(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.predict_heads(self.latent(batch))
 
+    def prepare_targets(self, batch: dict, latent: torch.Tensor, stage: str) -> dict:
+        """Hook: the batch with the targets the heads learn / are scored against (the dataset's by default)."""
+        return batch
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.losses(self.predict_heads(self.latent(batch)), batch)
+        latent = self.latent(batch)
+        batch = self.prepare_targets(batch, latent, "train")
+        losses = self.losses(self.predict_heads(latent), batch)
         total = sum(losses.values())
         self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(batch["image"]))
         self.log("loss", total, prog_bar=True, logger=False, batch_size=len(batch["image"]))
@@ -120,6 +127,7 @@ class _LatentHead(L.LightningModule):
 
     def _eval(self, batch: dict, stage: str) -> None:
         latent = self.latent(batch)
+        batch = self.prepare_targets(batch, latent, stage)
         out = self.predict_heads(latent)
         if stage == "test":
             self.update_reconstruction(batch, latent)
@@ -143,7 +151,9 @@ class AllHeads(_LatentHead):
 
     ``lsi test`` also measures the encoder's reconstructions (``test/reconstruction/*``, see
     :mod:`lsi.eval.reconstruction`) unless ``evaluate_reconstruction`` is false; ``eval_dlib`` / ``vggface_weights``
-    add the Dlib / VGG-Face identity match rates, ``inception_weights`` the paper's Inception FID.
+    add the Dlib / VGG-Face identity match rates, ``inception_weights`` the paper's Inception FID. ``farl_parser``
+    (a local FaRL ``celebm`` TorchScript file, :mod:`lsi.eval.face_parsing`) replaces the dataset's segmentation
+    labels by FaRL's, as the paper does; metrics.json notes which ground truth P_S was scored against.
     """
 
     def __init__(self, lsi_checkpoint: str, heads: tuple[str, ...] = ("attributes", "segmentation", "landmarks"),
@@ -151,7 +161,7 @@ class AllHeads(_LatentHead):
                  seg_layers: tuple[str, ...] | None = None, landmark_layer: str | None = None,
                  focal_gamma: float = 2.0, lr: float = 1e-3, evaluate_reconstruction: bool = True,
                  fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None,
-                 inception_weights: str | None = None) -> None:
+                 inception_weights: str | None = None, farl_parser: str | None = None) -> None:
         super().__init__(lsi_checkpoint, lr)
         # The encoder path and the test-time options stay out of the checkpoint's hyper-parameters: LightningCLI
         # replaces the model's config with those when --ckpt_path is given, and these must remain settable
@@ -161,6 +171,8 @@ class AllHeads(_LatentHead):
         self.vggface_weights, self.inception_weights = vggface_weights, inception_weights
         self.test_notes: dict[str, str] = {}
         self._recon: Any = None
+        self.farl_parser = farl_parser
+        self._farl: FarlFaceParser | None = None  # loaded on first use, kept out of the module tree
         unknown = set(heads) - {"attributes", "segmentation", "landmarks"}
         if unknown or not heads:
             raise ValueError(f"heads must be a non-empty subset of attributes, segmentation, landmarks; got {heads}")
@@ -185,6 +197,19 @@ class AllHeads(_LatentHead):
                 self.metrics[f"{stage}_f1_all"] = SegmentationF1(num_classes=num_classes, average_over="all")
             if self.lmk is not None:
                 self.metrics[f"{stage}_nme"] = NME()
+
+    def prepare_targets(self, batch: dict, latent: torch.Tensor, stage: str) -> dict:
+        """With ``farl_parser``: FaRL's segmentation as P_S's ground truth, of the input scenes in training (as the
+        official training labels its inputs) and of the reconstruction G(L) when validating / testing (the paper's
+        evaluation: "masks using reconstructed faces I' with FaRL as ground truth")."""
+        if not self.farl_parser or self.seg is None:
+            return batch
+        if self._farl is None:
+            self._farl = FarlFaceParser(self.farl_parser, device=self.device)
+        with torch.no_grad():
+            images = batch["image"] if stage == "train" else \
+                self.generator.synthesis(latent).float().clamp(-1, 1) * 0.5 + 0.5
+            return {**batch, "segmentation": self._farl.parse(images)}
 
     def predict_heads(self, latent: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -234,9 +259,11 @@ class AllHeads(_LatentHead):
         notes: dict[str, str] = {}
         if self.seg is not None:
             self.log_per_class_f1(self.metrics["test_f1"])
-            notes["segmentation_gt"] = ("the dataset's segmentation labels (CelebAMask-HQ human part masks on real "
-                                        "data); seg_f1 averages the classes present in them, seg_f1_all_classes all "
-                                        "classes with an absent one counting 0 (the official LSI evaluation)")
+            source = (f"FaRL face parsing ({Path(self.farl_parser).name}) of the reconstructions G(L), the paper's "
+                      "pseudo ground truth" if self.farl_parser else
+                      "the dataset's segmentation labels (CelebAMask-HQ human part masks on real data)")
+            notes["segmentation_gt"] = (f"{source}; seg_f1 averages the classes present in them, seg_f1_all_classes "
+                                        "all classes with an absent one counting 0 (the official LSI evaluation)")
         if self._recon is not None:
             log_reconstruction(self, self._recon)
             notes.update(self._recon.notes())
