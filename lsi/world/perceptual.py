@@ -121,12 +121,13 @@ def _dino_state(raw: object, path: Path) -> dict[str, torch.Tensor]:
 def _vit_size(state: dict[str, torch.Tensor]) -> dict[str, int]:
     """Width, depth and heads of a ViT checkpoint when they differ from ViT-B (768 wide, 12 blocks, 12 heads): the
     width is ``cls_token``'s, the depth the number of ``blocks.<i>``, the heads width / 64 (timm's and DINO's ViTs
-    all use 64-channel heads: ViT-S/8 384/6, ViT-B/8 768/12)."""
+    all use 64-channel heads: ViT-S/8 384/6, ViT-B/8 768/12). A width that is no multiple of 64 is no such ViT: the
+    architecture's own size is kept, and loading fails naming the file."""
     width = int(state["cls_token"].shape[-1]) if "cls_token" in state else 768
     depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")}) or 12
-    if (width, depth) == (768, 12):
+    if (width, depth) == (768, 12) or width % 64:
         return {}
-    return {"embed_dim": width, "depth": depth, "num_heads": max(1, width // 64)}
+    return {"embed_dim": width, "depth": depth, "num_heads": width // 64}
 
 
 def load_dino_vit(path: str | Path, arch: str = DINO_ARCH, **model_kwargs) -> nn.Module:
