@@ -116,6 +116,9 @@ class LatentImagingModule(ImagingLosses, ImagingEvaluation, L.LightningModule):
         self.save_hyperparameters()
         self.world_spec = WorldSpec.from_config(world, generator, weights_dir)
         frozen = frozen_world(self.world_spec)  # loads (once per process) and checks every file of the world
+        if lambda_dino > 0 and frozen.dino_loss is None:
+            raise ValueError("lambda_dino > 0 needs the DINO ViT-B/8 weights: set model.init_args.world.dino (e.g. "
+                             "weights/dino_vitbase8_pretrain.pth, docs/reproduce-paper.md) or lambda_dino: 0")
         g = frozen.generator
         self.optical = OpticalEncoder(
             ratio=ratio, bits=bits, init=mask_init, mask_dropout=mask_dropout, input_dropout=input_dropout,
@@ -312,6 +315,12 @@ class LatentImagingModule(ImagingLosses, ImagingEvaluation, L.LightningModule):
                 f"checkpoint is for ratio {meta['ratio']} ({meta['d']} masks, {meta['bits']} bit) but the model is "
                 f"configured for ratio {self.optical.ratio} ({self.optical.d} masks, {self.optical.bits} bit); "
                 f"pass --model.ratio {meta['ratio']} or the matching config")
+        shape = (meta.get("num_ws"), meta.get("w_dim"))
+        if None not in shape and shape != self.latent_shape:
+            raise ValueError(
+                f"checkpoint decodes into W+ {list(shape)} of generator {meta.get('generator')!r} but the configured "
+                f"world ({self.world_spec.describe()}) has W+ {list(self.latent_shape)}: use the model.init_args.world "
+                "the checkpoint was trained with")
         ridge = meta.get("ridge_baseline")
         self.ridge_baseline = (ridge["weight"], ridge["bias"]) if ridge else None
 
