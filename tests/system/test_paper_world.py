@@ -72,6 +72,8 @@ def test_test_and_predict_on_the_real_format_world(paper_world, fitted):
     try:
         os.chdir(paper_world["root"])
         main(["test", "-c", str(PAPER), "-c", str(TINY), "--ckpt_path", "runs/paper/lsi.ckpt"])
+        cli = main(["predict", "-c", str(PAPER), "-c", str(TINY), "--ckpt_path", "runs/paper/lsi.ckpt"])
+        assert cli.trainer.predict_loop.batch_progress.total.completed == TEST_SIZE // 2  # the test split, batch 2
         module = load_lsi("runs/paper/lsi.ckpt")
         scene = torch.rand(2, 3, 256, 256)
         with torch.no_grad():
