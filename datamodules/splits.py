@@ -71,10 +71,11 @@ def _counts(split: dict) -> dict[str, int]:
 
 
 def write_split(split: dict, path: str | Path) -> Path:
-    """Write ``split`` as JSON (atomically: a reader never sees half a file)."""
+    """Write ``split`` as JSON (atomically: a reader never sees half a file; under DDP every rank may write the same
+    content at once, each through its own temporary file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps({**split, "counts": _counts(split)}, indent=1) + "\n")
     os.replace(tmp, path)
     return path

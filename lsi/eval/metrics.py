@@ -1,12 +1,17 @@
 """Evaluation metrics of the LSI paper (Table 1) as torchmetrics ``Metric`` classes (states sync under DDP).
 
-* :class:`IdentityMatchRate` — share of (original, reconstruction) pairs judged the same person; images in which
-  no face is found count as failures and are also reported separately. DeepFace cosine thresholds, as in the
-  paper: :data:`DLIB_COSINE_THRESHOLD` = 0.07, :data:`VGGFACE_COSINE_THRESHOLD` = 0.68.
-* :func:`threshold_at_far` — verification threshold of an embedder at a false-accept rate (embedded world).
+* :class:`IdentityMatchRate` — share of (original, reconstruction) pairs judged the same person, in both
+  conventions: ``match_rate`` counts pairs without a detected face as failures; ``match_rate_detected`` leaves them
+  out of the denominator, as DeepFace.verify scripts do (the paper's numbers: a pair whose face detection fails
+  raises and is skipped); ``no_face`` counts them. DeepFace cosine thresholds, as in the paper:
+  :data:`DLIB_COSINE_THRESHOLD` = 0.07, :data:`VGGFACE_COSINE_THRESHOLD` = 0.68.
+* :func:`threshold_at_far` — verification threshold of an embedder at a false-accept rate;
+  :func:`impostor_distances` — the cosine distances of all pairs of different people (its impostor set).
 * :func:`identification_top1` — top-1 identification against a one-image-per-identity gallery.
 * :class:`AttributeAccuracy` — mean over attributes of the per-attribute binary accuracy.
-* :class:`SegmentationF1` — dataset-level per-class F1, averaged over the classes present in the ground truth.
+* :class:`SegmentationF1` — dataset-level per-class F1, averaged over the classes present in the ground truth
+  (``average_over="target"``) or, as the official LSI evaluation does, over all classes with an absent class
+  counting 0 (``average_over="all"``).
 * :class:`NME` — landmark error normalised by the ground-truth bounding-box diagonal, times alpha (Eq. 4).
 * :class:`FID` — torchmetrics' Fréchet Inception Distance with local Inception weights or a custom feature net.
 * :func:`psnr` — per-image peak signal-to-noise ratio (dB).
@@ -54,8 +59,9 @@ class IdentityMatchRate(Metric):
 
     ``update(emb_orig [B,E] | None, emb_recon [B,E] | None, valid [B] bool | None)``: ``valid`` marks pairs
     where a face was found in both images (None: all valid); ``None`` embeddings mean no face in the whole
-    batch. Missing faces count as failures (not matched) and in ``no_face_rate``.
-    ``compute() -> {"match_rate", "no_face_rate", "mean_distance" (over valid pairs), "n"}``.
+    batch. Missing faces count as failures in ``match_rate`` and are left out of ``match_rate_detected``.
+    ``compute() -> {"match_rate", "match_rate_detected" (NaN when no pair had faces), "no_face_rate", "no_face"
+    (count), "mean_distance" (over valid pairs), "n"}``.
     """
 
     full_state_update = False
@@ -105,7 +111,9 @@ class IdentityMatchRate(Metric):
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.distance_sum.device)
         return {
             "match_rate": self.matches.double() / n,
+            "match_rate_detected": self.matches.double() / valid if valid > 0 else nan,
             "no_face_rate": self.no_face.double() / n,
+            "no_face": self.no_face.clone(),
             "mean_distance": self.distance_sum / valid if valid > 0 else nan,
             "n": self.total.clone(),
         }
@@ -133,6 +141,20 @@ def identification_top1(gallery: Tensor, gallery_ids: Tensor, probes: Tensor, pr
         return float("nan")
     sim = nn.functional.normalize(probes, dim=1) @ nn.functional.normalize(gallery, dim=1).t()
     return (gallery_ids.to(sim.device)[sim.argmax(1)] == probe_ids.to(sim.device)).float().mean().item()
+
+
+def impostor_distances(embeddings: Tensor, ids: Tensor | None = None) -> Tensor:
+    """Cosine distances ``[P]`` (float64) of all pairs ``i < j`` of ``embeddings [N,E]`` that show different people:
+    ``ids [N]`` differ (pairs with an unknown id, ``< 0``, are left out); without ``ids`` every pair of different
+    images counts (the usual case for CelebA-HQ test sets, whose 2,000 images show almost as many people)."""
+    emb = nn.functional.normalize(embeddings.detach().double(), dim=1)
+    i, j = torch.triu_indices(len(emb), len(emb), offset=1)
+    keep = torch.ones(len(i), dtype=torch.bool)
+    if ids is not None:
+        ids = torch.as_tensor(ids).cpu()
+        keep = (ids[i] != ids[j]) & (ids[i] >= 0) & (ids[j] >= 0)
+    i, j = i[keep], j[keep]
+    return 1.0 - (emb[i.to(emb.device)] * emb[j.to(emb.device)]).sum(1)
 
 
 def verification_rates(genuine: Tensor, impostor: Tensor, threshold: float) -> tuple[float, float]:
@@ -224,7 +246,9 @@ class SegmentationF1(Metric):
     ``update(preds [B,H,W] labels | [B,C,H,W] scores, target [B,H,W])``. Pixels whose target equals
     ``ignore_index`` or is negative (unknown) are ignored. ``compute()`` = mean F1 over the classes present in
     the ground truth of the whole evaluated set (``average_over="target"``, the usual choice) or present in the
-    target or the prediction (``"union"``); ``include_background=False`` drops class 0 from the mean.
+    target or the prediction (``"union"``) or over **all** ``num_classes`` classes with a class absent from both
+    counting F1 = 0 (``"all"``: the official LSI evaluation's "total" row, mean of the per-class F1 with an epsilon
+    in every denominator); ``include_background=False`` drops class 0 from the mean.
     :meth:`per_class` -> ``[C]`` F1 (NaN for classes absent from both).
     """
 
@@ -234,8 +258,8 @@ class SegmentationF1(Metric):
     def __init__(self, num_classes: int = 19, ignore_index: int | None = None, average_over: str = "target",
                  include_background: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
-        if average_over not in ("target", "union"):
-            raise ValueError(f"average_over must be 'target' or 'union', got {average_over!r}")
+        if average_over not in ("target", "union", "all"):
+            raise ValueError(f"average_over must be 'target', 'union' or 'all', got {average_over!r}")
         self.num_classes, self.ignore_index = int(num_classes), ignore_index
         self.average_over, self.include_background = average_over, include_background
         self.add_state("confmat", default=torch.zeros(num_classes, num_classes, dtype=torch.long), dist_reduce_fx="sum")
@@ -265,6 +289,9 @@ class SegmentationF1(Metric):
 
     def compute(self) -> Tensor:
         f1 = self.per_class()
+        if self.average_over == "all":
+            f1 = torch.nan_to_num(f1, nan=0.0)
+            return f1[int(not self.include_background):].mean()
         present = self.confmat.sum(1) > 0
         if self.average_over == "union":
             present |= self.confmat.sum(0) > 0

@@ -44,7 +44,7 @@ from lsi.experiments.table1_report import (
     render_section,
     write_results,
 )
-from lsi.labels import EMBEDDED_ATTRIBUTE_NAMES
+from lsi.labels import CELEBA_ATTRIBUTE_NAMES, EMBEDDED_ATTRIBUTE_NAMES
 from lsi.models.heads import load_heads
 from lsi.models.imaging import load_lsi
 from lsi.report import figures as paper_figures
@@ -240,8 +240,10 @@ def make_figures(records: list[dict], args: argparse.Namespace, dm) -> dict[str,
     paths = {"fig4": paper_figures.save_reconstruction_figure(image, rec, figs / FIGURES["fig4"], inversions=inversion)}
     if probs:
         keep = pick(list(probs), (256, 2048), 2)
+        count = next(iter(probs.values())).shape[1]  # the world's attributes: 21 embedded, 40 on CelebA-HQ
+        names = CELEBA_ATTRIBUTE_NAMES if count == len(CELEBA_ATTRIBUTE_NAMES) else EMBEDDED_ATTRIBUTE_NAMES
         paths["fig6"] = paper_figures.save_attribute_bars({r: probs[r] for r in keep}, batch["attributes"][:n],
-                                                    EMBEDDED_ATTRIBUTE_NAMES, figs / FIGURES["fig6"])
+                                                          names, figs / FIGURES["fig6"])
     if lmk:
         keep = pick(list(lmk), (512, 2048, 8192), 3)
         paths["fig7"] = paper_figures.save_landmark_overlays(image, {r: lmk[r] for r in keep}, batch["landmarks"][:n],

@@ -71,6 +71,10 @@ class ArcFaceIRSE50(nn.Module):
         x = self.output_layer(self.body(self.input_layer(faces)))
         return F.normalize(x, dim=1)
 
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """The embedding before its L2 normalisation, ``[B,embed_dim]`` (a feature extractor, e.g. for FID)."""
+        return self.output_layer(self.body(self.input_layer(self.crop_face(img))))
+
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         return self.embed_faces(self.crop_face(img))
 

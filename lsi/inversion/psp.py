@@ -179,11 +179,13 @@ def _check_opts(opts: dict, path: Path) -> None:
 
 
 def load_psp_encoder(path: str | Path, device: str | torch.device = "cpu",
-                     latent_avg: torch.Tensor | None = None) -> GradualStyleEncoder:
+                     latent_avg: torch.Tensor | None = None,
+                     fallback_latent_avg: torch.Tensor | None = None) -> GradualStyleEncoder:
     """A frozen :class:`GradualStyleEncoder` (eval mode, no gradients) from a pSp / LSI checkpoint or state dict.
 
     ``latent_avg``: the average to add to the codes; needed for a flat state dict (use ``G.w_avg``), optional for a
-    training checkpoint (replaces its own). Shapes and the conventions are in the module docstring.
+    training checkpoint (replaces its own). ``fallback_latent_avg``: used only when the file carries no average of
+    its own (the frozen world passes ``G.w_avg``). Shapes and the conventions are in the module docstring.
     """
     path = Path(path)
     state, ckpt_avg, opts = _encoder_state(read_torch_file(path, ENCODER_WHAT, ENCODER_SOURCE), path)
@@ -208,6 +210,8 @@ def load_psp_encoder(path: str | Path, device: str | torch.device = "cpu",
             encoder.set_latent_avg(latent_avg, "argument")
         elif ckpt_avg is not None and adds_average:
             encoder.set_latent_avg(ckpt_avg, "checkpoint")
+        elif fallback_latent_avg is not None and adds_average:
+            encoder.set_latent_avg(fallback_latent_avg, "argument")
         elif adds_average:
             raise WeightsFileError(
                 f"{ENCODER_WHAT} {path} carries no latent_avg, so E(img) cannot be made absolute: pass "

@@ -191,8 +191,10 @@ def find_lsi(module: L.LightningModule) -> LatentImagingModule:
 class ReconstructionEvaluation(L.Callback):
     """``lsi test`` callback: logs ``test/reconstruction/<metric>`` (see :class:`ReconstructionMetrics`)."""
 
-    def __init__(self, fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
+    def __init__(self, fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None,
+                 inception_weights: str | None = None) -> None:
         self.fid, self.eval_dlib, self.vggface_weights = fid, eval_dlib, vggface_weights
+        self.inception_weights = inception_weights
         self.metrics: ReconstructionMetrics | None = None
         self.test_notes: dict[str, str] = {}
 
@@ -200,8 +202,9 @@ class ReconstructionEvaluation(L.Callback):
         find_lsi(pl_module)  # fail early on modules without an LSI encoder
         # heads evaluate their encoder themselves (model.init_args.evaluate_reconstruction): do not do it twice
         own = bool(getattr(pl_module, "evaluate_reconstruction", False))
-        self.metrics = None if own else ReconstructionMetrics(self.fid, self.eval_dlib,
-                                                              self.vggface_weights).to(pl_module.device)
+        self.metrics = None if own else ReconstructionMetrics(
+            self.fid, self.eval_dlib, self.vggface_weights,
+            inception_weights=self.inception_weights).to(pl_module.device)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:

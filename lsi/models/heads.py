@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsi.eval.face_parsing import FarlFaceParser
 from lsi.eval.linear_readout import fit_logistic
 from lsi.eval.metrics import NME, AttributeAccuracy, SegmentationF1
 from lsi.eval.reconstruction import ReconstructionMetrics
@@ -37,7 +38,7 @@ from lsi.models.projectors import (
     default_seg_layers,
 )
 
-TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights")
+TEST_OPTIONS = ("evaluate_reconstruction", "fid", "eval_dlib", "vggface_weights", "inception_weights")
 
 
 def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides: Any) -> AllHeads:
@@ -56,9 +57,17 @@ def load_heads(path: str | Path, lsi_checkpoint: str | None = None, **overrides:
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    """Multi-class focal loss, ``logits [B,C,H,W]``, ``target [B,H,W]`` int64."""
-    logp = F.log_softmax(logits, dim=1).gather(1, target[:, None]).squeeze(1)
-    return (-(1 - logp.exp()).pow(gamma) * logp).mean()
+    """Multi-class focal loss, ``logits [B,C,H,W]``, ``target [B,H,W]`` int64; pixels < 0 (unknown) are ignored
+    (all unknown: a zero that keeps the graph)."""
+    known = target >= 0
+    logp = F.log_softmax(logits, dim=1).gather(1, target.clamp_min(0)[:, None]).squeeze(1)
+    loss = -(1 - logp.exp()).pow(gamma) * logp
+    return loss[known].mean() if bool(known.any()) else loss.sum() * 0.0
+
+
+def known_rows(values: torch.Tensor) -> torch.Tensor:
+    """Bool ``[B]``: rows of ``values [B, ...]`` whose labels are all known (finite; NaN marks unknown)."""
+    return torch.isfinite(values.flatten(1)).all(1)
 
 
 class _LatentHead(L.LightningModule):
@@ -104,12 +113,17 @@ class _LatentHead(L.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.predict_heads(self.latent(batch))
 
+    def prepare_targets(self, batch: dict, latent: torch.Tensor, stage: str) -> dict:
+        """Hook: the batch with the targets the heads learn / are scored against (the dataset's by default)."""
+        return batch
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if "image" not in batch and self._train_cache is not None:  # index batches of a CachedScenesDataModule
             batch = self._cached_batch(batch["index"])
             latent = batch["latent"]
         else:
             latent = self.latent(batch)
+        batch = self.prepare_targets(batch, latent, "train")
         losses = self.losses(self.predict_heads(latent), batch)
         trained = {k: v for k, v in losses.items() if v.requires_grad}
         total = sum(trained.values()) if trained else sum(losses.values())
@@ -152,6 +166,8 @@ class _LatentHead(L.LightningModule):
 
     def _cached_batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         keys = [k for k in ("attributes", "segmentation", "landmarks") if k in self._train_cache.fields]
+        if getattr(self, "farl_parser", None):  # FaRL labels the input scenes: they are needed too
+            keys.append("image")
         batch = {k: v.to(self.device) for k, v in self._train_cache.batch(index.cpu(), keys).items()}
         g = self.generator
         batch["latent"] = self._train_latents[index.cpu()].to(self.device).view(-1, g.num_ws, g.w_dim)
@@ -159,6 +175,7 @@ class _LatentHead(L.LightningModule):
 
     def _eval(self, batch: dict, stage: str) -> None:
         latent = self.latent(batch)
+        batch = self.prepare_targets(batch, latent, stage)
         out = self.predict_heads(latent)
         if stage == "test":
             self.update_reconstruction(batch, latent)
@@ -182,7 +199,9 @@ class AllHeads(_LatentHead):
 
     ``lsi test`` also measures the encoder's reconstructions (``test/reconstruction/*``, see
     :mod:`lsi.eval.reconstruction`) unless ``evaluate_reconstruction`` is false; ``eval_dlib`` / ``vggface_weights``
-    add the Dlib / VGG-Face identity match rates.
+    add the Dlib / VGG-Face identity match rates, ``inception_weights`` the paper's Inception FID. ``farl_parser``
+    (a local FaRL ``celebm`` TorchScript file, :mod:`lsi.eval.face_parsing`) replaces the dataset's segmentation
+    labels by FaRL's, as the paper does; metrics.json notes which ground truth P_S was scored against.
 
     Trained with ``datamodules.CachedScenesDataModule`` (index batches), the encoder's latents of every training
     scene are computed once (a derived array of the scene cache, keyed by the encoder's fingerprint), P_A is fitted
@@ -195,6 +214,7 @@ class AllHeads(_LatentHead):
                  seg_layers: tuple[str, ...] | None = None, landmark_layer: str | None = None,
                  focal_gamma: float = 2.0, lr: float = 1e-3, evaluate_reconstruction: bool = True,
                  fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None,
+                 inception_weights: str | None = None, farl_parser: str | None = None,
                  attribute_fit: str = "auto") -> None:
         super().__init__(lsi_checkpoint, lr)
         if attribute_fit not in ("auto", "sgd"):
@@ -205,9 +225,11 @@ class AllHeads(_LatentHead):
         # then (`lsi test --model.init_args.lsi_checkpoint X` is how a head meets another encoder and fails).
         self.save_hyperparameters(ignore=["lsi_checkpoint", *TEST_OPTIONS])
         self.evaluate_reconstruction, self.fid, self.eval_dlib = evaluate_reconstruction, fid, eval_dlib
-        self.vggface_weights = vggface_weights
+        self.vggface_weights, self.inception_weights = vggface_weights, inception_weights
         self.test_notes: dict[str, str] = {}
         self._recon: Any = None
+        self.farl_parser = farl_parser
+        self._farl: FarlFaceParser | None = None  # loaded on first use, kept out of the module tree
         unknown = set(heads) - {"attributes", "segmentation", "landmarks"}
         if unknown or not heads:
             raise ValueError(f"heads must be a non-empty subset of attributes, segmentation, landmarks; got {heads}")
@@ -229,8 +251,22 @@ class AllHeads(_LatentHead):
                 self.metrics[f"{stage}_acc"] = AttributeAccuracy()
             if self.seg is not None:
                 self.metrics[f"{stage}_f1"] = SegmentationF1(num_classes=num_classes)
+                self.metrics[f"{stage}_f1_all"] = SegmentationF1(num_classes=num_classes, average_over="all")
             if self.lmk is not None:
                 self.metrics[f"{stage}_nme"] = NME()
+
+    def prepare_targets(self, batch: dict, latent: torch.Tensor, stage: str) -> dict:
+        """With ``farl_parser``: FaRL's segmentation as P_S's ground truth, of the input scenes in training (as the
+        official training labels its inputs) and of the reconstruction G(L) when validating / testing (the paper's
+        evaluation: "masks using reconstructed faces I' with FaRL as ground truth")."""
+        if not self.farl_parser or self.seg is None:
+            return batch
+        if self._farl is None:
+            self._farl = FarlFaceParser(self.farl_parser, device=self.device)
+        with torch.no_grad():
+            images = batch["image"] if stage == "train" else \
+                self.generator.synthesis(latent).float().clamp(-1, 1) * 0.5 + 0.5
+            return {**batch, "segmentation": self._farl.parse(images)}
 
     def predict_heads(self, latent: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -249,20 +285,26 @@ class AllHeads(_LatentHead):
     def losses(self, out: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
         losses = {}
         if "attributes" in out:
-            losses["attr"] = F.binary_cross_entropy_with_logits(out["attributes"], batch["attributes"].float())
+            target = batch["attributes"].float()
+            known = torch.isfinite(target) & (target >= 0)  # unknown attributes (-1) carry no loss
+            bce = F.binary_cross_entropy_with_logits(out["attributes"], target.clamp(0, 1), reduction="none")
+            losses["attr"] = bce[known].mean() if bool(known.any()) else bce.sum() * 0.0
         if "segmentation" in out:
             logits = out["segmentation"]
             target = F.interpolate(batch["segmentation"][:, None].float(), size=logits.shape[-2:],
                                    mode="nearest").squeeze(1).long()
             losses["seg"] = focal_loss(logits, target, self.hparams.focal_gamma)
         if "landmarks" in out:
-            losses["lmk"] = F.mse_loss(out["landmarks"], batch["landmarks"])
+            target, ok = batch["landmarks"], known_rows(batch["landmarks"])  # NaN rows: no landmarks known
+            pred = out["landmarks"]
+            losses["lmk"] = F.mse_loss(pred[ok], target[ok]) if bool(ok.any()) else pred.sum() * 0.0
         return losses
 
     def on_test_epoch_start(self) -> None:
         recon = None
         if self.evaluate_reconstruction:
-            recon = ReconstructionMetrics(self.fid, self.eval_dlib, self.vggface_weights).to(self.device)
+            recon = ReconstructionMetrics(self.fid, self.eval_dlib, self.vggface_weights,
+                                          inception_weights=self.inception_weights).to(self.device)
         object.__setattr__(self, "_recon", recon)  # not a child module: stays out of checkpoints
 
     def update_reconstruction(self, batch: dict, latent: torch.Tensor) -> None:
@@ -271,11 +313,18 @@ class AllHeads(_LatentHead):
             self._recon.update(lsi.world, batch["image"], latent, lsi.threshold, batch.get("identity"))
 
     def on_test_epoch_end(self) -> None:
+        notes: dict[str, str] = {}
         if self.seg is not None:
             self.log_per_class_f1(self.metrics["test_f1"])
+            source = (f"FaRL face parsing ({Path(self.farl_parser).name}) of the reconstructions G(L), the paper's "
+                      "pseudo ground truth" if self.farl_parser else
+                      "the dataset's segmentation labels (CelebAMask-HQ human part masks on real data)")
+            notes["segmentation_gt"] = (f"{source}; seg_f1 averages the classes present in them, seg_f1_all_classes "
+                                        "all classes with an absent one counting 0 (the official LSI evaluation)")
         if self._recon is not None:
             log_reconstruction(self, self._recon)
-            self.test_notes = self._recon.notes()
+            notes.update(self._recon.notes())
+        self.test_notes = notes
 
     def log_per_class_f1(self, metric: SegmentationF1) -> None:
         """``test/seg_f1_class/<name>`` for each class present (CelebAMask-HQ names when there are 19 classes)."""
@@ -298,6 +347,9 @@ class AllHeads(_LatentHead):
             pred = F.interpolate(out["segmentation"], size=size, mode="bilinear", align_corners=False).argmax(1)
             m.update(pred, batch["segmentation"])
             self.log(f"{stage}/seg_f1", m, batch_size=bs)
+            m_all = self.metrics[f"{stage}_f1_all"]
+            m_all.update(pred, batch["segmentation"])
+            self.log(f"{stage}/seg_f1_all_classes", m_all, batch_size=bs)
         if "landmarks" in out:
             m = self.metrics[f"{stage}_nme"]
             m.update(out["landmarks"], batch["landmarks"])

@@ -2,9 +2,11 @@
 
 Per batch (scenes ``x [B,3,256,256]`` in [0,1]):
 ``y = O(x) [B,d]`` -> ``L = D_theta(y) + w_avg [B,num_ws,w_dim]`` -> ``I' = G(L) [B,3,R,R]`` in [-1,1].
-Losses: latent L1 to ``E(x)``, pixel L2 and identity loss on a sub-batch through G, optional LPIPS,
-w-norm and the masks' energy-efficiency loss. G, E and the identity net are frozen and shared
-(:mod:`lsi.world.frozen`); the checkpoint holds only masks, D_theta, ``w_avg`` and the full config.
+Losses (:mod:`lsi.models.imaging_losses`): latent L1 to ``E(x)``, pixel L2, identity, DINO and LPIPS losses on a
+sub-batch through G, w-norm and the masks' energy-efficiency loss. G, E, the identity net and the DINO ViT form the
+frozen world chosen by ``world`` (:class:`lsi.world.spec.WorldSpec`; the embedded one by default), shared per
+process (:mod:`lsi.world.frozen`); the checkpoint holds only masks, D_theta, ``w_avg`` and the full config.
+The optical measurement and the reading normaliser always run in fp32 (also under ``bf16-mixed``).
 
 :meth:`LatentImagingModule.latent_of` is the one place that decides where a batch's latent comes from (measured
 readings when the batch has them, else the simulated O); :func:`load_lsi` loads a trained encoder, frozen.
@@ -20,23 +22,23 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from lsi.eval.linear_readout import fit_ridge
 from lsi.models.checkpoints import loadable_checkpoint
 from lsi.models.digital_encoder import DigitalEncoder
 from lsi.models.imaging_eval import ImagingEvaluation
+from lsi.models.imaging_losses import ImagingLosses
 from lsi.models.optim import GroupwiseOptimizer
 from lsi.models.reading_normaliser import ReadingNormaliser
 from lsi.models.staged import StagedRecipe, TrainingSchedule
 from lsi.physics.noise import NoiseModel
 from lsi.physics.operator import OpticalEncoder
-from lsi.world.embedded import load_meta
-from lsi.world.frozen import downscale_scene, frozen_world
+from lsi.world.frozen import FrozenWorld, frozen_world
 from lsi.world.perceptual import build_perceptual
+from lsi.world.spec import WorldSpec
 
 
-class LatentImagingModule(ImagingEvaluation, L.LightningModule):
+class LatentImagingModule(ImagingLosses, ImagingEvaluation, L.LightningModule):
     """Joint training of the optical encoder O and the digital encoder D_theta.
 
     Args:
@@ -48,11 +50,17 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
         noise: keyword arguments of :class:`lsi.physics.noise.NoiseModel` (physics-aware training); None = noiseless.
         complementary: measure mask and inverse mask (2d readings).
         digital: keyword arguments of :class:`lsi.models.digital_encoder.DigitalEncoder` (hidden, depths, block, ...).
-        generator / weights_dir: which frozen world to use (``embedded`` ships with the package).
+        world: the frozen world (:class:`lsi.world.spec.WorldSpec` fields: generator, encoder, identity, dino,
+            lpips_backbone and their kinds); None = the embedded world of ``generator`` / ``weights_dir``.
+        generator / weights_dir: the older way to name the world (``embedded`` ships with the package).
         lambda_*: loss weights; ``energy_range`` (a, b) in percent, active from ``energy_start_step``.
-        image_loss_batch: how many samples per batch go through G for the pixel/identity/perceptual losses.
-        perceptual: ``lpips`` (needs ``lpips_backbone_path``) or ``identity-features`` (offline, embedded).
-        id_threshold: cosine-distance threshold of the identity match rate; None = the identity net's 1% FAR.
+            ``lambda_dino`` needs ``world.dino``.
+        image_loss_batch: how many samples per batch go through G for the image losses (paper: the whole batch).
+        perceptual: ``lpips`` (needs a backbone: ``world.lpips_backbone`` or ``lpips_backbone_path``) or
+            ``identity-features`` (offline, embedded world only).
+        id_threshold: cosine-distance threshold of the identity match rate; None = the world's
+            (:attr:`lsi.world.frozen.FrozenWorld.identity_threshold`: configured, the embedded net's 1% FAR, or
+            calibrated at 1% FAR on the evaluated originals).
         lr_masks / lr_encoder: learning rates of the two parameter groups.
         cache_targets: remember E(I) per training-sample index (E is frozen and deterministic, so this is exact
             and saves most of E's cost after the first epoch).
@@ -80,10 +88,12 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
         digital: dict[str, Any] | None = None,
         generator: str = "embedded",
         weights_dir: str | None = None,
+        world: dict[str, Any] | None = None,
         lambda_lat: float = 1.0,
         lambda_pix: float = 1.0,
         lambda_id: float = 0.5,
         lambda_lpips: float = 0.0,
+        lambda_dino: float = 0.0,
         lambda_wnorm: float = 0.0,
         lambda_energy: float = 0.0,
         energy_range: tuple[float, float] = (20.0, 80.0),
@@ -104,8 +114,12 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        world = frozen_world(generator, weights_dir)
-        g = world.generator
+        self.world_spec = WorldSpec.from_config(world, generator, weights_dir)
+        frozen = frozen_world(self.world_spec)  # loads (once per process) and checks every file of the world
+        if lambda_dino > 0 and frozen.dino_loss is None:
+            raise ValueError("lambda_dino > 0 needs the DINO ViT-B/8 weights: set model.init_args.world.dino (e.g. "
+                             "weights/dino_vitbase8_pretrain.pth, docs/reproduce-paper.md) or lambda_dino: 0")
+        g = frozen.generator
         self.optical = OpticalEncoder(
             ratio=ratio, bits=bits, init=mask_init, mask_dropout=mask_dropout, input_dropout=input_dropout,
             noise=NoiseModel(**noise) if noise else None, complementary=complementary, seed=seed)
@@ -124,7 +138,8 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
         self.ridge_baseline: tuple[torch.Tensor, torch.Tensor] | None = None  # closed-form read-out (weight, bias)
         self._norm_reference: dict[str, torch.Tensor] | None = None
         self.register_buffer("w_avg", g.w_avg.detach().clone())
-        self.perceptual = build_perceptual(perceptual, lpips_backbone_path) if lambda_lpips > 0 else None
+        self.perceptual = build_perceptual(perceptual, lpips_backbone_path or self.world_spec.lpips_backbone,
+                                           frozen.identity) if lambda_lpips > 0 else None
         self.id_threshold = id_threshold
         self._target_cache: dict[int, torch.Tensor] = {}
         if init_from:
@@ -144,18 +159,14 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
 
     # -- frozen world ------------------------------------------------------------------------
     @property
-    def world(self):
-        return frozen_world(self.hparams.generator, self.hparams.weights_dir, self.w_avg.device)
+    def world(self) -> FrozenWorld:
+        return frozen_world(self.world_spec, device=self.w_avg.device)
 
     @property
-    def threshold(self) -> float:
+    def threshold(self) -> float | None:
+        """Identity-match threshold (cosine distance); None = calibrate on the evaluated originals."""
         if self.id_threshold is None:
-            meta = load_meta("identity", None if not self.hparams.weights_dir
-                             else Path(self.hparams.weights_dir) / "embedded_identity.pt")
-            if "far1_threshold" not in meta:
-                raise ValueError("identity weights carry no 'far1_threshold'; set model.id_threshold or run "
-                                 "`make eval-embedded` to calibrate it")
-            self.id_threshold = float(meta["far1_threshold"])
+            self.id_threshold = self.world.identity_threshold
         return self.id_threshold
 
     @property
@@ -166,7 +177,9 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
     # -- forward -----------------------------------------------------------------------------
     def encode_readings(self, y: torch.Tensor) -> torch.Tensor:
         """Readings ``[B, d]`` -> W+ latent ``[B, num_ws, w_dim]`` (O bypassed: used for measured data)."""
-        return self.digital(self.reading_norm(y)) + self.w_avg
+        with torch.autocast(y.device.type, enabled=False):  # readings: small differences on a large mean
+            x = self.reading_norm(y.float())
+        return self.digital(x) + self.w_avg
 
     def forward(self, scene: torch.Tensor) -> torch.Tensor:
         """Scene ``[B,3,256,256]`` in [0,1] -> W+ latent ``[B, num_ws, w_dim]``."""
@@ -177,60 +190,6 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
         else from its scenes ``image`` through the simulated O."""
         readings = batch.get("readings")
         return self.encode_readings(readings) if readings is not None else self(batch["image"])
-
-    @torch.no_grad()
-    def target_latent(self, scene: torch.Tensor) -> torch.Tensor:
-        """E(I) as W+ ``[B, num_ws, w_dim]``."""
-        return self.world.encoder(scene * 2 - 1) + self.w_avg
-
-    def downscale(self, scene: torch.Tensor) -> torch.Tensor:
-        """Scene ``[B,3,H,W]`` in [0,1] -> ``[B,3,R,R]`` in [-1,1] at G's resolution."""
-        return downscale_scene(scene, self.world.generator.img_resolution)
-
-    # -- losses ------------------------------------------------------------------------------
-    def cached_target_latent(self, scene: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-        """E(I), served from the per-index cache during training when enabled."""
-        if index is None or not (self.training and self.hparams.cache_targets):
-            return self.target_latent(scene)
-        keys = index.tolist()
-        missing = [i for i, k in enumerate(keys) if k not in self._target_cache]
-        if missing:
-            fresh = self.target_latent(scene[missing]).cpu()
-            for i, lat in zip(missing, fresh):
-                self._target_cache[keys[i]] = lat
-        return torch.stack([self._target_cache[k] for k in keys]).to(scene.device)
-
-    def compute_losses(self, batch: dict, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Weighted losses of a batch (``total`` among them); ``index`` enables the E(I) cache (training)."""
-        hp = self.hparams
-        scene, measured = batch["image"], batch.get("readings") is not None
-        ws = self.latent_of(batch)
-        target = self.cached_target_latent(scene, index)
-        losses = {"lat": F.l1_loss(ws, target), "wnorm": (ws - self.w_avg).norm(dim=2).mean()}
-        k = min(hp.image_loss_batch, scene.shape[0])
-        if k > 0:
-            losses.update(self.image_losses(ws[:k], scene[:k]))
-        if not measured and hp.lambda_energy > 0 and self.global_step >= hp.energy_start_step:
-            losses["energy"] = self.optical.energy_loss(*hp.energy_range)
-        weights = {"lat": hp.lambda_lat, "pix": hp.lambda_pix, "id": hp.lambda_id, "lpips": hp.lambda_lpips,
-                   "wnorm": hp.lambda_wnorm, "energy": hp.lambda_energy}
-        losses["total"] = sum(weights[n] * v for n, v in losses.items() if weights.get(n, 0) > 0)
-        return losses
-
-    def image_losses(self, ws: torch.Tensor, scene: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pixel L2, identity loss (1 - cosine of the identity net's embeddings) and, when enabled, the perceptual
-        loss of ``G(ws)`` against ``scene [k,3,H,W]`` in [0,1] downscaled to G's resolution (only the weighted ones)."""
-        hp = self.hparams
-        if not (hp.lambda_pix > 0 or hp.lambda_id > 0 or hp.lambda_lpips > 0):
-            return {}
-        world = self.world
-        rec = world.generator.synthesis(ws)
-        small = self.downscale(scene)
-        out = {"pix": F.mse_loss(rec, small),
-               "id": (1 - F.cosine_similarity(world.identity(rec), world.identity(small), dim=1)).mean()}
-        if self.perceptual is not None:
-            out["lpips"] = self.perceptual(rec, small).mean()
-        return out
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.staged is not None:
@@ -348,7 +307,8 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
         g = self.world.generator
         checkpoint["lsi"] = {"ratio": self.optical.ratio, "bits": self.optical.bits, "d": self.optical.d,
                              "num_readings": self.optical.num_readings, "num_ws": g.num_ws, "w_dim": g.w_dim,
-                             "generator": self.hparams.generator, "masks_sha256": self.masks_sha256()}
+                             "generator": self.world_spec.describe(), "world": self.world_spec.to_dict(),
+                             "masks_sha256": self.masks_sha256()}
         if self.ridge_baseline is not None:
             checkpoint["lsi"]["ridge_baseline"] = {"weight": self.ridge_baseline[0].cpu(),
                                                    "bias": self.ridge_baseline[1].cpu()}
@@ -365,6 +325,12 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
                 f"checkpoint is for ratio {meta['ratio']} ({meta['d']} masks, {meta['bits']} bit) but the model is "
                 f"configured for ratio {self.optical.ratio} ({self.optical.d} masks, {self.optical.bits} bit); "
                 f"pass --model.ratio {meta['ratio']} or the matching config")
+        shape = (meta.get("num_ws"), meta.get("w_dim"))
+        if None not in shape and shape != self.latent_shape:
+            raise ValueError(
+                f"checkpoint decodes into W+ {list(shape)} of generator {meta.get('generator')!r} but the configured "
+                f"world ({self.world_spec.describe()}) has W+ {list(self.latent_shape)}: use the model.init_args.world "
+                "the checkpoint was trained with")
         ridge = meta.get("ridge_baseline")
         self.ridge_baseline = (ridge["weight"], ridge["bias"]) if ridge else None
 

@@ -31,10 +31,12 @@ class ImagingEvaluation:
         world = self.world
         rec = world.generator.synthesis(ws).clamp(-1, 1)
         small = self.downscale(batch["image"])
-        dist = 1 - F.cosine_similarity(world.identity(rec), world.identity(small), dim=1)
-        return {"psnr": psnr(rec, small, data_range=2.0).mean(),
-                "id_match": (dist <= self.threshold).float().mean(),
-                "id_distance": dist.mean()}
+        dist = 1 - F.cosine_similarity(world.identity(rec).float(), world.identity(small).float(), dim=1)
+        out = {"psnr": psnr(rec.float(), small, data_range=2.0).mean(), "id_distance": dist.mean()}
+        threshold = self.threshold
+        if threshold is not None:  # None: calibrated over the whole test split by ReferenceComparison instead
+            out["id_match"] = (dist <= threshold).float().mean()
+        return out
 
     def _eval_step(self, batch: dict, stage: str) -> None:
         losses = self.compute_losses(batch)
@@ -81,6 +83,8 @@ class ImagingEvaluation:
             # same for every name (what a perfect reconstruction scores): logged once
             keys = ("identification", "identification_originals") if name == "lsi" else (
                 "id_match", "identification", "psnr")
+            if name == "lsi" and self.threshold is None:  # calibrated threshold: the per-batch id_match is absent
+                keys = (*keys, "id_match", "id_threshold", "id_threshold_pairs")
             for key in keys:
                 if key in values:
                     self.log(prefix + key, values[key], sync_dist=False)

@@ -27,25 +27,40 @@ PAPER_LANDMARK_LAYER = "L3_36_1024"
 
 
 def default_seg_layers(feature_names: tuple[str, ...]) -> tuple[str, ...]:
-    """Six maps coarse -> fine for P_S when none are configured: the last conv at the 2nd-coarsest
-    resolution, both convs of the 3rd, the last of the 4th and both of the finest. For the embedded
-    generator (64 px): 8, 16, 16, 32, 64, 64 px."""
+    """Six maps coarse -> fine (in layer order) for P_S when none are configured.
+
+    The paper's StyleGAN-XL layers (:data:`PAPER_SEG_LAYERS`) when the generator has them all; otherwise, ToRGB
+    outputs (3 channels) left out: the last conv at the 2nd-coarsest resolution, both convs of the 3rd, the last of
+    the 4th and both of the finest, returned by layer index (with fewer than five resolutions: six layers spread
+    evenly over the layer order). For the embedded generator (64 px): 8, 16, 16, 32, 64, 64 px."""
+    if all(n in feature_names for n in PAPER_SEG_LAYERS):
+        return PAPER_SEG_LAYERS
     by_res: dict[int, list[str]] = {}
-    for n in feature_names:
-        by_res.setdefault(parse_feature_name(n)[1], []).append(n)
+    for n in sorted(feature_names, key=lambda n: parse_feature_name(n)[0]):
+        _, res, ch = parse_feature_name(n)
+        if ch != 3:
+            by_res.setdefault(res, []).append(n)
     res = sorted(by_res)
-    if len(res) < 5:
-        raise ValueError(f"cannot pick six segmentation layers from {feature_names}; set seg_layers explicitly")
-    picks = [by_res[res[1]][-1], *by_res[res[2]][-2:], by_res[res[-2]][-1], *by_res[res[-1]][-2:]]
-    return tuple(picks)
+    if len(res) < 5:  # few resolutions (tiny generators): six maps spread evenly over the layer order
+        layers = sorted((n for group in by_res.values() for n in group), key=lambda n: parse_feature_name(n)[0])
+        if not layers:
+            raise ValueError(f"cannot pick segmentation layers from {feature_names}; set seg_layers explicitly")
+        picks = {layers[round(i * (len(layers) - 1) / 5)] for i in range(6)}
+        return tuple(sorted(picks, key=lambda n: parse_feature_name(n)[0]))
+    picks = {by_res[res[1]][-1], *by_res[res[2]][-2:], by_res[res[-2]][-1], *by_res[res[-1]][-2:]}
+    return tuple(sorted(picks, key=lambda n: parse_feature_name(n)[0]))
 
 
 def default_landmark_layer(feature_names: tuple[str, ...]) -> str:
-    """The coarse map P_L reads when none is configured: the last conv at the 2nd-coarsest resolution."""
+    """The coarse map P_L reads when none is configured: the paper's ``L3_36_1024`` when the generator has it,
+    else the first of :func:`default_seg_layers` (the last conv at the 2nd-coarsest resolution)."""
+    if PAPER_LANDMARK_LAYER in feature_names:
+        return PAPER_LANDMARK_LAYER
     return default_seg_layers(feature_names)[0]
 
 
-#: StyleGAN-XL layers of the paper's P_S (coarse -> fine).
+#: StyleGAN-XL layers of the paper's P_S, coarse -> fine in layer order (hooks [4, 9, 11, 13, 15, 16] of
+#: ``G.synthesis``); their resolutions are not monotone: L15 is 276 px (margin), L16 256 px.
 PAPER_SEG_LAYERS = ("L3_36_1024", "L9_52_1024", "L11_84_1024", "L13_148_919", "L15_276_256", "L16_256_256")
 
 
@@ -65,7 +80,10 @@ class AttributeProjector(nn.Module):
 
 
 class SegmentationProjector(nn.Module):
-    """P_S: six feature maps (coarse -> fine) -> class logits at the finest map's resolution.
+    """P_S: feature maps in layer order (coarse -> fine) -> class logits at the last map's resolution.
+
+    The order is that of the layer indices, not of the resolutions: StyleGAN-XL's margin layers make them
+    non-monotone (the paper's L15_276_256 comes before L16_256_256); each merge resizes to the next map's size.
 
     Each map is first standardised per channel (non-learned batch norm; an affine map at test time): G's
     activations are small (std ~0.1 in the embedded G), which otherwise leaves the linear decoder far from the
@@ -75,8 +93,10 @@ class SegmentationProjector(nn.Module):
     def __init__(self, layers: tuple[str, ...], num_classes: int = 19) -> None:
         super().__init__()
         specs = [parse_feature_name(n) for n in layers]
-        if [s[1] for s in specs] != sorted(s[1] for s in specs):
-            raise ValueError(f"segmentation layers must go coarse -> fine, got {layers}")
+        indices = [s[0] for s in specs]
+        if not layers or any(b <= a for a, b in zip(indices, indices[1:])):
+            raise ValueError(f"segmentation layers must go coarse -> fine in layer order (strictly increasing "
+                             f"L<index>), got {layers}")
         self.layers = tuple(layers)
         self.norms = nn.ModuleList(nn.BatchNorm2d(s[2], affine=False) for s in specs)
         self.merges = nn.ModuleList(nn.Conv2d(a[2], b[2], 3, padding=1) for a, b in zip(specs[:-1], specs[1:]))

@@ -267,7 +267,5 @@ class StagedRecipe:
             k = min(hp.image_loss_batch, len(index))
             scene = self.cache.batch(index[:k], ["image"])["image"].to(module.device)
             out.update(module.image_losses(ws[:k], scene))
-        weights = {"lat": hp.lambda_lat, "pix": hp.lambda_pix, "id": hp.lambda_id, "lpips": hp.lambda_lpips,
-                   "energy": hp.lambda_energy}
-        out["total"] = sum(weights[n] * v for n, v in out.items() if weights.get(n, 0) > 0)
+        out["total"] = module.weighted_total(out)
         return out

@@ -49,9 +49,13 @@ def detector_image(scene: Tensor) -> Tensor:
 
 
 def measure_detector_image(patterns: Tensor, image: Tensor) -> Tensor:
-    """Readings ``[B, P]`` of detector images ``[B, H*W]`` (:func:`detector_image`) through ``[P, H, W]`` patterns."""
-    p = patterns.to(image.dtype).flatten(1)  # [P, N]
-    return image @ p.t() / p.shape[1]
+    """Readings ``[B, P]`` of detector images ``[B, H*W]`` (:func:`detector_image`) through ``[P, H, W]`` patterns.
+
+    Never under autocast: readings are small differences on a large mean, which bf16's 8-bit mantissa would erase.
+    """
+    with torch.autocast(image.device.type, enabled=False):
+        p = patterns.to(image.dtype).flatten(1)  # [P, N]
+        return image @ p.t() / p.shape[1]
 
 
 class _QuantiseSTE(torch.autograd.Function):
@@ -102,8 +106,8 @@ class OpticalEncoder(nn.Module):
         ratio: compression ratio; ``d = grid**2 // ratio`` masks (must divide ``grid**2``).
         bits: mask bit depth (1 = binary DMD patterns).
         grid: DMD grid side (masks are ``grid x grid``).
-        init: ``"uniform"`` (0.5 +- small noise), ``"random_binary"`` or ``"hadamard"`` (2-D Walsh-Hadamard,
-            low sequency first).
+        init: ``"uniform"`` (0.5 +- small noise), ``"uniform01"`` (U[0,1], the official LSI init),
+            ``"random_binary"`` or ``"hadamard"`` (2-D Walsh-Hadamard, low sequency first).
         mask_dropout: train-time dropout on readings (standard inverted dropout: zero + rescale by 1/(1-p)).
         input_dropout: train-time dropout on scene pixels, shared over colour channels (inverted dropout).
         noise: detector noise model applied in :meth:`forward` (train and eval); None = noiseless.

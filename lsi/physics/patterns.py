@@ -1,4 +1,5 @@
-"""Initial mask sets for the optical encoder: uniform (learnable), random binary, 2-D Walsh-Hadamard (sequency order).
+"""Initial mask sets for the optical encoder: uniform (learnable), U[0,1] (the official LSI init), random binary,
+2-D Walsh-Hadamard (sequency order).
 
 All functions return float32 tensors of shape ``[d, grid, grid]`` with values in ``[0, 1]``.
 """
@@ -9,8 +10,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "uniform", "random_binary", "hadamard", "hadamard_rows", "walsh_to_natural", "walsh_1d", "sequency_order_2d",
-    "walsh_hadamard_2d", "INITS",
+    "uniform", "uniform01", "random_binary", "hadamard", "hadamard_rows", "walsh_to_natural", "walsh_1d",
+    "sequency_order_2d", "walsh_hadamard_2d", "INITS",
 ]
 
 
@@ -24,6 +25,13 @@ def uniform(d: int, grid: int = 256, seed: int = 0, spread: float = 0.05) -> Ten
     _check(d, grid)
     g = torch.Generator().manual_seed(seed)
     return 0.5 + spread * (2 * torch.rand(d, grid, grid, generator=g) - 1)
+
+
+def uniform01(d: int, grid: int = 256, seed: int = 0) -> Tensor:
+    """Continuous masks i.i.d. U[0, 1], the official LSI code's start (``torch.rand``). ``[d, grid, grid]``."""
+    _check(d, grid)
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(d, grid, grid, generator=g)
 
 
 def random_binary(d: int, grid: int = 256, seed: int = 0) -> Tensor:
@@ -106,4 +114,4 @@ def hadamard(d: int, grid: int = 256, seed: int = 0) -> Tensor:
     return walsh_hadamard_2d(d, grid)
 
 
-INITS = {"uniform": uniform, "random_binary": random_binary, "hadamard": hadamard}
+INITS = {"uniform": uniform, "uniform01": uniform01, "random_binary": random_binary, "hadamard": hadamard}

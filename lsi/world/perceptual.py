@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsi.inversion.weights_file import WeightsFileError, load_state_strict, read_torch_file, tensor_state
-from lsi.world.frozen import frozen_world
 
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth",
                   "squeeze": "squeezenet1_1-b8a52dc0.pth"}
@@ -80,11 +79,14 @@ class LpipsLocal(nn.Module):
 
 
 class IdentityFeatureDistance(nn.Module):
-    """LPIPS-style distance on the frozen embedded identity network's stage activations."""
+    """LPIPS-style distance on the frozen embedded identity network's stage activations (``identity.body``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity: nn.Module) -> None:
         super().__init__()
-        self._body = [frozen_world().identity.body]  # list: keep the shared frozen net unregistered
+        if not isinstance(getattr(identity, "body", None), nn.Sequential) or not hasattr(identity, "cfg"):
+            raise ValueError("perceptual='identity-features' reads the embedded identity network's stages; with "
+                             "another identity network use perceptual='lpips' (model.init_args.world.lpips_backbone)")
+        self._body = [identity.body]  # list: keep the shared frozen net unregistered
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         body = self._body[0]
@@ -116,10 +118,23 @@ def _dino_state(raw: object, path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def _vit_size(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Width, depth and heads of a ViT checkpoint when they differ from ViT-B (768 wide, 12 blocks, 12 heads): the
+    width is ``cls_token``'s, the depth the number of ``blocks.<i>``, the heads width / 64 (timm's and DINO's ViTs
+    all use 64-channel heads: ViT-S/8 384/6, ViT-B/8 768/12). A width that is no multiple of 64 is no such ViT: the
+    architecture's own size is kept, and loading fails naming the file."""
+    width = int(state["cls_token"].shape[-1]) if "cls_token" in state else 768
+    depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")}) or 12
+    if (width, depth) == (768, 12) or width % 64:
+        return {}
+    return {"embed_dim": width, "depth": depth, "num_heads": width // 64}
+
+
 def load_dino_vit(path: str | Path, arch: str = DINO_ARCH, **model_kwargs) -> nn.Module:
     """A frozen timm ViT (eval, no gradients) of ``arch`` with the weights of ``path`` (``.pth`` or ``.safetensors``).
 
-    ``model_kwargs`` override the architecture (the tests build tiny ViTs with the real key layout).
+    ``model_kwargs`` override the architecture; without them a checkpoint of another width or depth than ViT-B/8
+    (e.g. DINO's ViT-S/8) is built at its own size (:func:`_vit_size`).
     """
     import timm  # 1-2 s to import: only when the DINO loss is used
 
@@ -136,6 +151,8 @@ def load_dino_vit(path: str | Path, arch: str = DINO_ARCH, **model_kwargs) -> nn
     else:
         raw = read_torch_file(path, DINO_WHAT, DINO_SOURCE)
     state = _dino_state(raw, path)
+    if not model_kwargs:
+        model_kwargs = _vit_size(state)
     with torch.device("meta"):  # no random init of 86M weights: every tensor comes from the file
         vit = timm.create_model(arch, pretrained=False, num_classes=0, **model_kwargs)
     load_state_strict(vit, state, path, DINO_WHAT, DINO_SOURCE, assign=True)
@@ -194,12 +211,16 @@ class DinoFeatureLoss(nn.Module):
         return per_image.sum() if self.reduction == "sum" else per_image.mean()
 
 
-def build_perceptual(kind: str, backbone_path: str | None = None) -> nn.Module:
+def build_perceptual(kind: str, backbone_path: str | None = None, identity: nn.Module | None = None) -> nn.Module:
+    """The perceptual distance ``kind``: ``lpips`` (local backbone) or ``identity-features`` (on ``identity``)."""
     if kind == "lpips":
         if not backbone_path:
-            raise ValueError("perceptual='lpips' needs model.lpips_backbone_path (a local torchvision backbone "
-                             "checkpoint); nothing is downloaded. Or use perceptual='identity-features'.")
+            raise ValueError("perceptual='lpips' needs a local torchvision backbone checkpoint "
+                             "(model.init_args.world.lpips_backbone or model.init_args.lpips_backbone_path); nothing "
+                             "is downloaded. Or use perceptual='identity-features' (embedded world).")
         return LpipsLocal(backbone_path)
     if kind == "identity-features":
-        return IdentityFeatureDistance()
+        if identity is None:
+            raise ValueError("perceptual='identity-features' needs the world's identity network")
+        return IdentityFeatureDistance(identity)
     raise ValueError(f"unknown perceptual loss {kind!r}; choose 'lpips' or 'identity-features'")

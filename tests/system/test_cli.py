@@ -114,3 +114,19 @@ def test_probe_latent_script_on_a_fitted_run(fitted_run, tmp_path):
     assert json.loads(out.read_text()) == result
     with pytest.raises(SystemExit):
         probe.main([str(tmp_path / "missing.ckpt")])
+
+
+def test_paper_config_without_its_files_lists_every_missing_one(tmp_path, monkeypatch, capsys):
+    """`lsi fit -c configs/experiment/paper_styleganxl_ffhq256.yaml` in a folder without weights/: one error, exit 2,
+    every missing file of the world named with what it is and where to get it, before anything is trained."""
+    from lsi.cli.main import entry
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "experiment" / "paper_styleganxl_ffhq256.yaml"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        entry(["fit", "-c", str(config)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "4 file(s) of the paper's real path are missing" in err and "Traceback" not in err
+    for name in ("ffhq256.pkl", "encoder_styleganxl.pt", "model_ir_se50.pth", "dino_vitbase8_pretrain.pth"):
+        assert name in err

@@ -24,6 +24,7 @@ from lsi.eval.metrics import (
     AttributeAccuracy,
     IdentityMatchRate,
     SegmentationF1,
+    impostor_distances,
     threshold_at_far,
     verification_rates,
 )
@@ -287,3 +288,40 @@ def test_identification_top1_against_a_gallery() -> None:
     probes = torch.tensor([[0.9, 0.1], [0.2, 0.9], [0.9, 0.3]])            # 7 ok, 3 ok, 3 wrong (nearest 7)
     acc = identification_top1(gallery, ids[first], probes, ids[~first])
     assert acc == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------------------------------------- paper conventions
+
+def test_identity_match_both_no_face_conventions():
+    """DeepFace.verify semantics: a pair without a detected face raises and is skipped (excluded denominator)."""
+    m = IdentityMatchRate(0.1)
+    e = torch.randn(5, 8)
+    far = torch.randn(5, 8)
+    m.update(e, torch.cat([e[:2], far[2:]]), valid=torch.tensor([True, True, True, False, False]))
+    out = m.compute()
+    assert out["match_rate"].item() == pytest.approx(2 / 5)           # no face = failure
+    assert out["match_rate_detected"].item() == pytest.approx(2 / 3)  # no face left out
+    assert int(out["no_face"]) == 2
+    m.reset()
+    m.update(None, None, valid=torch.zeros(2, dtype=torch.bool))
+    assert math.isnan(m.compute()["match_rate_detected"].item())
+
+
+def test_segmentation_f1_all_classes_counts_absent_as_zero():
+    target = torch.tensor([[0, 0, 1, 1, 2, 2]])
+    pred = torch.tensor([[0, 1, 1, 1, 2, 3]])
+    m = SegmentationF1(num_classes=19, average_over="all")
+    m.update(pred, target)
+    assert m.compute().item() == pytest.approx((2 / 3 + 4 / 5 + 2 / 3 + 0.0) / 19)
+    nb = SegmentationF1(num_classes=19, average_over="all", include_background=False)
+    nb.update(pred, target)
+    assert nb.compute().item() == pytest.approx((4 / 5 + 2 / 3) / 18)
+
+
+def test_impostor_distances_pairs_of_different_people():
+    emb = torch.stack([_unit(0.0), _unit(0.1), _unit(math.pi / 2)])
+    all_pairs = impostor_distances(emb)
+    assert all_pairs.tolist() == pytest.approx([1 - math.cos(0.1), 1.0, 1 - math.cos(math.pi / 2 - 0.1)])
+    same_person = impostor_distances(emb, torch.tensor([7, 7, 8]))  # pair (0, 1) is genuine: left out
+    assert same_person.tolist() == pytest.approx([1.0, 1 - math.cos(math.pi / 2 - 0.1)])
+    assert len(impostor_distances(emb, torch.tensor([7, -1, 8]))) == 1  # unknown identities left out

@@ -58,3 +58,22 @@ def test_reconstruction_metrics_known_offset():
     without_fid = ReconstructionMetrics(fid=False)
     _update(without_fid, _Transparent(0.2), _scenes())
     assert "fid" not in without_fid.compute()
+
+
+def test_threshold_none_is_calibrated_on_the_originals():
+    """ArcFace worlds: 1% FAR on the impostor pairs of the evaluated originals, never on the reconstructions."""
+    scenes = torch.rand(8, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    stand_in = _Transparent(0.0)
+    m = ReconstructionMetrics(fid=False)
+    m.update(stand_in.world, scenes, stand_in(scenes), None)
+    out = m.compute()
+    assert out["id_threshold_pairs"] == 8 * 7 / 2 and out["num_images"] == 8
+    assert out["id_match"] == 1.0  # perfect reconstructions (distance 0) are below any impostor pair
+    with torch.no_grad():
+        emb = stand_in.world.identity(stand_in.downscale(scenes))
+    impostor = 1 - (emb @ emb.T)[torch.triu_indices(8, 8, 1).unbind()]
+    assert 0 < out["id_threshold"] < impostor.double().min().item() + 1e-9  # 1% of 28 pairs: none may pass
+    assert "calibrated" in m.notes()["id_threshold"]
+    shifted = ReconstructionMetrics(fid=False)
+    shifted.update(stand_in.world, scenes, _Transparent(0.3)(scenes), None)
+    assert shifted.compute()["id_threshold"] == pytest.approx(out["id_threshold"])  # reconstructions play no part

@@ -255,3 +255,12 @@ def test_other_inits() -> None:
     assert torch.equal(enc.effective_masks(), mask_init.hadamard(4, G))
     with pytest.raises(ValueError, match="unknown mask init"):
         OpticalEncoder(ratio=8, grid=G, init="gaussian")
+
+
+def test_uniform01_is_the_official_u01_start() -> None:
+    m = mask_init.uniform01(4, 64, seed=1)
+    assert m.shape == (4, 64, 64) and float(m.min()) >= 0.0 and float(m.max()) < 1.0
+    assert abs(float(m.mean()) - 0.5) < 0.01 and abs(float(m.var()) - 1 / 12) < 0.005  # U[0,1]: mean 1/2, var 1/12
+    assert torch.equal(m, mask_init.uniform01(4, 64, seed=1))
+    enc = OpticalEncoder(ratio=4096, init="uniform01", seed=1)
+    assert torch.equal(enc.masks.detach(), mask_init.uniform01(16, 256, seed=1))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lsi.inversion import MissingWeightsFileError, WeightsFileError
 from lsi.world.perceptual import DINO_ARCH, DinoFeatureLoss, LpipsLocal, load_dino_vit
-from tests.fixtures.make_paper_weights import TINY_VIT, write_dino, write_ir_se50, write_lpips_backbone
+from tests.fixtures.make_paper_weights import TINY_VIT, TINY_VIT_64, write_dino, write_ir_se50, write_lpips_backbone
 
 torch.set_num_threads(1)
 
@@ -179,3 +179,15 @@ def test_real_size_dino_checkpoint(tmp_path):
     fwd_s = time.perf_counter() - t0
     print(f"DINO ViT-B/8: file {path.stat().st_size / 2**20:.0f} MiB, load {load_s:.1f} s, features {fwd_s:.1f} s")
     assert feats.shape == (1, 785, 768)
+
+
+def test_vit_size_is_read_from_the_checkpoint(tmp_path, pair):
+    """A checkpoint of another width than ViT-B/8 (e.g. ViT-S/8) builds at its own size without model_kwargs:
+    width from cls_token, depth from the blocks, 64-channel heads."""
+    ref = write_dino(tmp_path / "dino64.pth", vit_kwargs=TINY_VIT_64)
+    loss = DinoFeatureLoss(tmp_path / "dino64.pth")
+    assert loss.vit.embed_dim == 64 and len(loss.vit.blocks) == 12 and loss.vit.blocks[0].attn.num_heads == 1
+    with torch.no_grad():
+        want = ref.forward_intermediates(loss.preprocess(pair[0]), indices=[11], norm=False, output_fmt="NLC",
+                                         intermediates_only=True, return_prefix_tokens=True, stop_early=True)[0]
+        assert torch.allclose(loss.features(pair[0]), torch.cat([want[1], want[0]], dim=1), atol=1e-5)
