@@ -108,7 +108,7 @@ class _LevelGroup(nn.Module):
         dropout: float, heads: int, tokens: int,
     ) -> None:
         super().__init__()
-        self.n, self.residual = n, residual
+        self.n, self.residual, self.hidden = n, residual, hidden
         bound = 1 / math.sqrt(d_in)  # per-level stems stored side by side: one GEMM for the whole group
         self.stem_weight = nn.Parameter(torch.empty(d_in, n * hidden).uniform_(-bound, bound))
         self.stem_bias = nn.Parameter(torch.zeros(n * hidden))
@@ -121,13 +121,13 @@ class _LevelGroup(nn.Module):
 
     def forward(self, x: Tensor, feed: Tensor | None) -> Tensor:
         """``x``: ``[B, d_in]``; ``feed``: ``[B, hidden]`` or None -> ``[n, B, w_dim]``."""
-        xn = F.layer_norm(x, x.shape[-1:])
+        xn = F.layer_norm(x, (self.stem_weight.shape[0],))  # static shape: exportable
         h = F.silu(torch.addmm(self.stem_bias, xn, self.stem_weight))  # [B, n * hidden]
         h = h.view(x.shape[0], self.n, -1).transpose(0, 1).contiguous()  # [n, B, hidden]
         if feed is not None:
             h = h + feed
         for mix in self.mixers:
-            z = self.drop(F.silu(mix(F.layer_norm(h, h.shape[-1:]))))
+            z = self.drop(F.silu(mix(F.layer_norm(h, (self.hidden,)))))
             h = h + z if self.residual else z
         return self.head(h)
 
