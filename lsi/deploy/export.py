@@ -42,7 +42,7 @@ from lsi.models.imaging import load_lsi
 from lsi.physics.mask_files import masks_sha256
 from lsi.runtime.model import ExportedModel
 
-__all__ = ["ExportError", "TOLERANCE", "export_model", "main", "verification_readings"]
+__all__ = ["ExportError", "TOLERANCE", "export_model", "export_onnx", "main", "quantise_int8", "verification_readings"]
 
 #: Largest absolute difference to the PyTorch modules allowed per precision and output (ws: W+ units; attributes:
 #: probabilities; landmarks: fractions of the image; image: [0, 1] pixels). Segmentation ids are checked as the
@@ -73,7 +73,7 @@ def verification_readings(graph: InferenceGraph, n: int = 64, seed: int = 0) -> 
     return y.clamp(*READING_RANGE).float()
 
 
-def _export_onnx(graph: InferenceGraph, path: Path, example: torch.Tensor) -> None:
+def export_onnx(graph: InferenceGraph, path: Path, example: torch.Tensor) -> None:
     names = graph.output_names
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
@@ -81,25 +81,67 @@ def _export_onnx(graph: InferenceGraph, path: Path, example: torch.Tensor) -> No
                           output_names=list(names), dynamic_axes={n: {0: "batch"} for n in ("readings", *names)})
 
 
-def _quantise_int8(src: Path, dst: Path) -> None:
+def _gemms_as_matmuls(model: Any) -> None:
+    """Gemm nodes with a constant B -> MatMul (+ Add of the bias): ONNX Runtime's dynamic quantisation covers MatMul
+    only (the stem of D_theta, its feeds and P_A export as Gemm). Same arithmetic."""
+    from onnx import helper, numpy_helper  # export-time only
+
+    inits = {i.name: i for i in model.graph.initializer}
+    nodes, replaced = [], set()
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.input[1] not in inits or attrs.get("transA", 0)
+                or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        name = node.input[1] + "_matmul"
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.ascontiguousarray(weight.T if attrs.get("transB", 0) else weight), name))
+        replaced.add(node.input[1])
+        has_bias = len(node.input) > 2 and node.input[2]
+        product = node.output[0] + "_product" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], name], [product], name=node.name + "_matmul"))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=node.name + "_bias"))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [i for i in model.graph.initializer if not (i.name in replaced and i.name not in used)]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+def quantise_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantisation of the weight matmuls of D_theta (blocks, stem, feeds, mixer) and P_A: 2-D weights
+    per output channel, the ``[levels, K, N]`` weights of the grouped linears per tensor (ONNX Runtime's
+    DynamicQuantizeMatMul refuses per-channel zero points there). Not quantised: the normaliser, the linear
+    read-out path (it carries most of the signal at small d) and G."""
     import onnx  # heavy, export-time only (the `deploy` extra)
     from onnxruntime.quantization import QuantType, quantize_dynamic  # export-time only
 
     model = onnx.load(str(src))
-    consts = {i.name for i in model.graph.initializer}
-    # weight matmuls of D_theta's blocks, feeds, mixer and of P_A; not the normaliser, not the linear read-out path
-    # (it carries most of the signal at small d) and not G
-    wanted = [n.name for n in model.graph.node if n.op_type in ("MatMul", "Gemm")
-              and any(i in consts for i in n.input) and n.name.startswith(("/readout/digital/", "/attributes/"))
-              and not n.name.startswith("/readout/digital/linear/")]
+    _gemms_as_matmuls(model)
+    consts = {i.name: len(i.dims) for i in model.graph.initializer}
+    wanted = {n.name: max(consts[i] for i in n.input if i in consts) for n in model.graph.node
+              if n.op_type == "MatMul" and any(i in consts for i in n.input)
+              and n.name.startswith(("/readout/digital/", "/attributes/"))
+              and not n.name.startswith("/readout/digital/linear/")}
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a "pre-process first" hint at WARNING on the root logger
     try:
-        # per tensor: ONNX Runtime's DynamicQuantizeMatMul refuses per-channel zero points of the [levels, K, N]
-        # weights of D_theta's grouped linears
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
-                         nodes_to_quantize=wanted)
+        with tempfile.TemporaryDirectory() as tmp:
+            stage = Path(tmp) / "gemm-free.onnx"
+            onnx.save(model, str(stage))
+            for per_channel, rank in ((True, 2), (False, 3)):
+                nodes = [n for n, r in wanted.items() if r == rank]
+                out = Path(tmp) / f"rank{rank}.onnx"
+                if nodes:
+                    quantize_dynamic(str(stage), str(out), weight_type=QuantType.QInt8, per_channel=per_channel,
+                                     nodes_to_quantize=nodes)
+                    stage = out
+            dst.write_bytes(stage.read_bytes())
     finally:
         root.setLevel(level)
 
@@ -177,9 +219,9 @@ def export_model(ckpt: str | Path, out: str | Path, heads: str | Path | None = N
     if out.suffix == ".onnx":
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = Path(tmp) / "fp32.onnx"
-            _export_onnx(graph, fp32, readings[:2])
+            export_onnx(graph, fp32, readings[:2])
             if precision == "int8":
-                _quantise_int8(fp32, out)
+                quantise_int8(fp32, out)
             else:
                 out.write_bytes(fp32.read_bytes())
         meta["verified"] = _compare(reference, ExportedModel.open(out, check_metadata=False), readings, precision)

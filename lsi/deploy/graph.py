@@ -28,10 +28,10 @@ from torch import Tensor, nn
 from lsi.models.digital_encoder import DigitalEncoder
 from lsi.models.reading_normaliser import ReadingNormaliser
 
-__all__ = ["InferenceGraph"]
+__all__ = ["InferenceGraph", "LatentReadout"]
 
 
-class _LatentReadout(nn.Module):
+class LatentReadout(nn.Module):
     """``readings [N, d] -> ws [N, num_ws, w_dim]``: normaliser, D_theta and ``w_avg`` (folded when possible)."""
 
     def __init__(self, normaliser: ReadingNormaliser, digital: DigitalEncoder, w_avg: Tensor,
@@ -65,7 +65,7 @@ class _LatentReadout(nn.Module):
 class InferenceGraph(nn.Module):
     """The exported network (see the module docstring). Build it with :meth:`from_modules`."""
 
-    def __init__(self, readout: _LatentReadout, attributes: nn.Module | None = None,
+    def __init__(self, readout: LatentReadout, attributes: nn.Module | None = None,
                  segmentation: nn.Module | None = None, landmarks: nn.Module | None = None,
                  generator: nn.Module | None = None, image: bool = False) -> None:
         super().__init__()
@@ -85,8 +85,8 @@ class InferenceGraph(nn.Module):
                      bfloat16: bool = False) -> InferenceGraph:
         """From a trained ``LatentImagingModule`` (and optionally an ``AllHeads``): P_A whenever the heads have one,
         P_S / P_L and the image only with ``reconstruction`` (they need G). ``bfloat16``: D_theta in bfloat16
-        (see :meth:`_LatentReadout.use_bfloat16`); heads and G stay float32."""
-        readout = _LatentReadout(lsi.reading_norm, lsi.digital, lsi.w_avg, fold=not bfloat16)
+        (see :meth:`LatentReadout.use_bfloat16`); heads and G stay float32."""
+        readout = LatentReadout(lsi.reading_norm, lsi.digital, lsi.w_avg, fold=not bfloat16)
         if bfloat16:
             readout.use_bfloat16()
         attr = seg = lmk = None
