@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["fit_ridge", "reading_statistics"]
+__all__ = ["fit_logistic", "fit_ridge", "reading_statistics"]
 
 
 def fit_ridge(x: Tensor, y: Tensor, lam: float = 3e-5) -> tuple[Tensor, Tensor]:
@@ -53,3 +53,31 @@ def reading_statistics(readings: Tensor, whiten: bool = False, eps: float = 1e-6
     floor = eps * evals.max().clamp_min(1e-30)
     transform = evecs @ torch.diag(evals.clamp_min(0).add(floor).rsqrt()) @ evecs.T
     return mean.float(), transform.float()
+
+
+def fit_logistic(x: Tensor, y: Tensor, steps: int = 400, lr: float = 1e-2, weight_decay: float = 1e-3,
+                 seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Multi-label logistic regression ``y ~ sigmoid(x @ weight.T + bias)``, fitted full-batch to convergence.
+
+    ``x [N, d]``, ``y [N, A]`` in {0, 1}; returns ``weight [A, d]`` and ``bias [A]`` in the coordinates of ``x``.
+    The fit runs on standardised features (Adam, ``steps`` full-batch steps, L2 ``weight_decay``, seeded
+    initialisation) and the standardisation is folded back into the weights, so the result is one linear layer
+    on the raw features: P_A's form. This is the converged probe of ``python -m lsi.experiments.probe``.
+    """
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"need x [N, d] and y [N, A] with the same N, got {tuple(x.shape)} and {tuple(y.shape)}")
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = ((x - mu) / sd).detach()
+    with torch.enable_grad(), torch.random.fork_rng():
+        torch.manual_seed(seed)
+        lin = torch.nn.Linear(x.shape[1], y.shape[1]).to(x)
+        opt = torch.optim.Adam(lin.parameters(), lr=lr, weight_decay=weight_decay)
+        for _ in range(steps):
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(lin(xs), y.to(x))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        weight = lin.weight / sd
+        bias = lin.bias - weight @ mu
+    return weight.detach(), bias.detach()

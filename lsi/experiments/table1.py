@@ -54,12 +54,9 @@ __all__ = ["DISCUSSION_PLACEHOLDER", "FIGURES", "SECTION_TITLE", "TableSettingsE
            "metric_panels", "parse_args", "pick", "run_ratio", "scaled_schedule"]
 
 RATIOS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
-# Budget, measured on this 2-core CPU machine (OMP_WAIT_POLICY=PASSIVE): 58 min for all 8 ratios with 400 LSI
-# and 150 head steps (LSI fit 3-6 min a ratio, 1:128 slowest; heads ~1 min; `lsi test` with Dlib ~1 min; each
-# run renders its own scenes at ~150/s); the heads at 300 steps take ~5.8 min a ratio including their test.
-# So the defaults (400 + 300) take about 75 min from scratch.
-DEFAULT_STEPS = 400
-DEFAULT_HEAD_STEPS = 300
+# Budget: every ratio gets the LSI config's own schedule (the `make train` budget) and the heads config's steps;
+# the training scenes are rendered once into the scene cache and shared by all ratios and the heads.
+DEFAULT_HEAD_STEPS = 600
 LSI_CONFIG = Path("configs/train_embedded.yaml")
 HEADS_CONFIG = Path("configs/heads_embedded.yaml")
 
@@ -106,17 +103,41 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def scaled_schedule(config_paths: list[Path], steps: int) -> list[str]:
-    """Keep the recipe's energy-loss start at the same fraction of training when ``steps`` differs from its
-    ``trainer.max_steps`` (e.g. 1500 of 2500 -> 240 of 400)."""
-    max_steps, start = None, None
+def _merged_config(config_paths: list[Path]) -> dict:
+    """The ``trainer`` and ``model.init_args`` of the YAML configs, later files overriding earlier ones."""
+    trainer: dict = {}
+    model: dict = {}
     for path in config_paths:
         cfg = yaml.safe_load(Path(path).read_text()) or {}
-        max_steps = (cfg.get("trainer") or {}).get("max_steps", max_steps)
-        start = (((cfg.get("model") or {}).get("init_args") or {}).get("energy_start_step", start))
-    if not max_steps or start is None or max_steps == steps:
-        return []
-    return ["--model.init_args.energy_start_step", str(round(start * steps / max_steps))]
+        trainer.update(cfg.get("trainer") or {})
+        init = (cfg.get("model") or {}).get("init_args") or {}
+        for key, value in init.items():
+            model[key] = {**model.get(key, {}), **value} if isinstance(value, dict) and key == "schedule" else value
+    return {"trainer": trainer, "model": model}
+
+
+def scaled_schedule(config_paths: list[Path], steps: int | None) -> list[str]:
+    """CLI overrides that give the LSI run ``steps`` steps in all (None: the config's own budget, as `make train`).
+
+    The staged recipe's phases keep their proportions (e.g. joint 600 + readout 1400 of 2000 -> 120 + 280 of 400)
+    and ``trainer.max_steps`` follows their sum; the energy loss's start keeps its fraction of training."""
+    cfg = _merged_config(config_paths)
+    max_steps = cfg["trainer"].get("max_steps")
+    steps = steps or max_steps
+    out = ["--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(steps)]
+    schedule = cfg["model"].get("schedule")
+    if schedule:
+        phases = {k: int(schedule.get(k, 0)) for k in ("joint_steps", "readout_steps", "image_steps")}
+        total = sum(phases.values())
+        if total != steps:
+            joint = round(phases["joint_steps"] * steps / total)
+            image = round(phases["image_steps"] * steps / total)
+            phases = {"joint_steps": joint, "readout_steps": steps - joint - image, "image_steps": image}
+        out += [a for k, v in phases.items() for a in (f"--model.init_args.schedule.{k}", str(v))]
+    start = cfg["model"].get("energy_start_step")
+    if max_steps and start is not None and max_steps != steps:
+        out += ["--model.init_args.energy_start_step", str(round(start * steps / max_steps))]
+    return out
 
 
 def run_ratio(ratio: int, args: argparse.Namespace, settings: dict, quiet: list[str]) -> dict:
@@ -139,7 +160,6 @@ def run_ratio(ratio: int, args: argparse.Namespace, settings: dict, quiet: list[
     if not lsi_ckpt.is_file():
         lsi(["fit", *lsi_cfg, *quiet, *scaled_schedule([args.lsi_config, *args.lsi_extra], args.steps),
              "--model.init_args.ratio", str(ratio),
-             "--trainer.max_steps", str(args.steps), "--trainer.val_check_interval", str(args.steps),
              "--trainer.default_root_dir", str(out)])
     common = [*heads_cfg, *quiet, "--model.init_args.lsi_checkpoint", str(lsi_ckpt),
               "--trainer.default_root_dir", str(heads_dir)]
@@ -234,9 +254,16 @@ def make_figures(records: list[dict], args: argparse.Namespace, dm) -> dict[str,
 
 
 def baseline_metrics(dm, train_batches: int = 16) -> dict[str, float]:
-    """The constant predictors of :mod:`lsi.eval.floors` (fitted on ``train_batches`` training batches, scored on
-    the whole test split of the heads' datamodule ``dm``, set up for fit and test): the floor each head must beat."""
-    return constant_predictor_metrics(islice(dm.train_dataloader(), train_batches), dm.test_dataloader())
+    """The constant predictors of :mod:`lsi.eval.floors` (fitted on the training split — every scene of a scene
+    cache, else ``train_batches`` training batches — and scored on the whole test split of the heads' datamodule
+    ``dm``, set up for fit and test): the floor each head must beat."""
+    cache = getattr(dm, "train_cache", None)
+    if cache is not None:
+        keys = [k for k in ("attributes", "segmentation", "landmarks") if k in cache.fields]
+        train = (cache.batch(torch.arange(s, min(len(cache), s + 256)), keys) for s in range(0, len(cache), 256))
+    else:
+        train = islice(dm.train_dataloader(), train_batches)
+    return constant_predictor_metrics(train, dm.test_dataloader())
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -244,7 +271,8 @@ def baseline_metrics(dm, train_batches: int = 16) -> dict[str, float]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ratios", type=int, nargs="+", default=list(RATIOS), help="compression ratios (65536/d)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="LSI training steps per ratio")
+    p.add_argument("--steps", type=int, default=None,
+                   help="LSI training steps per ratio (default: the LSI config's own budget, as `make train`)")
     p.add_argument("--head-steps", type=int, default=DEFAULT_HEAD_STEPS, help="training steps of the heads")
     p.add_argument("--root", type=Path, default=Path("runs/table"), help="where the runs go (resumable)")
     p.add_argument("--lsi-config", type=Path, default=LSI_CONFIG)
@@ -264,7 +292,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--show-inner-progress", action="store_true", help="keep Lightning's own progress bars")
     args = p.parse_args(argv)
     for name in ("steps", "head_steps", "figure_samples"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     bad = [r for r in args.ratios if r not in [2 ** k for k in range(16)]]
     if bad:
@@ -274,6 +302,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    args.steps = args.steps or _merged_config([args.lsi_config, *args.lsi_extra])["trainer"].get("max_steps")
     t0 = time.time()
     use_dlib, dlib_reason = dlib_status(args.eval_dlib)
     vgg, vgg_reason = vggface_status(args.vggface_weights)

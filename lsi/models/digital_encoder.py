@@ -168,6 +168,9 @@ class DigitalEncoder(nn.Module):
         tokens: int = 8,
     ) -> None:
         super().__init__()
+        self.config = {"d_in": d_in, "num_ws": num_ws, "w_dim": w_dim, "hidden": hidden, "depths": tuple(depths),
+                       "block": block, "residual": residual, "dropout": dropout, "aggregate": aggregate,
+                       "groups": groups, "mixer": mixer, "linear_path": linear_path, "heads": heads, "tokens": tokens}
         if min(d_in, num_ws, w_dim, hidden) < 1:
             raise ValueError(f"d_in, num_ws, w_dim and hidden must be >= 1, got {d_in}, {num_ws}, {w_dim}, {hidden}")
         if block not in ("linear", "attention"):
@@ -238,6 +241,16 @@ class DigitalEncoder(nn.Module):
         if self.linear is not None:
             w = w + self.linear(readings).view(-1, self.num_ws, self.w_dim)
         return w
+
+    @torch.no_grad()
+    def reinitialise(self, seed: int = 0) -> None:
+        """Back to a fresh initialisation (seeded), in place: the parameter tensors stay the same objects, so an
+        optimiser holding them keeps working (clear its state for them)."""
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            fresh = DigitalEncoder(**self.config)
+        for name, value in fresh.state_dict().items():
+            self.state_dict()[name].copy_(value)
 
     @torch.no_grad()
     def set_linear_path(self, weight: Tensor, bias: Tensor) -> None:

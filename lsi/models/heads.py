@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsi.eval.linear_readout import fit_logistic
 from lsi.eval.metrics import NME, AttributeAccuracy, SegmentationF1
 from lsi.eval.reconstruction import ReconstructionMetrics
 from lsi.labels import CELEBAMASK_CLASSES, EMBEDDED_ATTRIBUTE_NAMES
@@ -104,11 +105,57 @@ class _LatentHead(L.LightningModule):
         return self.predict_heads(self.latent(batch))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.losses(self.predict_heads(self.latent(batch)), batch)
-        total = sum(losses.values())
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=len(batch["image"]))
-        self.log("loss", total, prog_bar=True, logger=False, batch_size=len(batch["image"]))
+        if "image" not in batch and self._train_cache is not None:  # index batches of a CachedScenesDataModule
+            batch = self._cached_batch(batch["index"])
+            latent = batch["latent"]
+        else:
+            latent = self.latent(batch)
+        losses = self.losses(self.predict_heads(latent), batch)
+        trained = {k: v for k, v in losses.items() if v.requires_grad}
+        total = sum(trained.values()) if trained else sum(losses.values())
+        bs = len(latent)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, batch_size=bs)
+        self.log("loss", total, prog_bar=True, logger=False, batch_size=bs)
         return total
+
+    # -- training from a scene cache: latents computed once, P_A fitted to convergence -------------------------
+    _train_cache: Any = None
+    _train_latents: torch.Tensor | None = None
+
+    def on_train_start(self) -> None:
+        cache = getattr(self.trainer.datamodule, "train_cache", None) if self._trainer is not None else None
+        if cache is None:
+            return
+        object.__setattr__(self, "_train_cache", cache)
+        lsi = self.lsi
+
+        def encode(idx: torch.Tensor) -> torch.Tensor:
+            scene = cache.batch(idx, ["image"])["image"].to(self.device)
+            return lsi.latent_of({"image": scene}).flatten(1)
+
+        latents = cache.derived("lsi-latent", {"encoder": self.fingerprint}, encode, chunk=256)
+        object.__setattr__(self, "_train_latents", latents)
+        self.fit_attributes_convex()
+
+    @torch.no_grad()
+    def fit_attributes_convex(self) -> None:
+        """P_A by full-batch logistic regression on every cached training latent (converged, as the probe of
+        ``python -m lsi.experiments.probe``); P_A is then frozen while P_S and P_L train."""
+        if self.attr is None or self.hparams.get("attribute_fit", "auto") == "sgd" or self._train_latents is None:
+            return
+        attrs = self._train_cache.tensor("attributes").float()
+        known = (attrs >= 0).all(1)  # rows with an unknown attribute (-1) are left out of the fit
+        weight, bias = fit_logistic(self._train_latents[known].to(self.device), attrs[known].to(self.device))
+        self.attr.linear.weight.copy_(weight)
+        self.attr.linear.bias.copy_(bias)
+        self.attr.requires_grad_(False)
+
+    def _cached_batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        keys = [k for k in ("attributes", "segmentation", "landmarks") if k in self._train_cache.fields]
+        batch = {k: v.to(self.device) for k, v in self._train_cache.batch(index.cpu(), keys).items()}
+        g = self.generator
+        batch["latent"] = self._train_latents[index.cpu()].to(self.device).view(-1, g.num_ws, g.w_dim)
+        return batch
 
     def _eval(self, batch: dict, stage: str) -> None:
         latent = self.latent(batch)
@@ -136,14 +183,23 @@ class AllHeads(_LatentHead):
     ``lsi test`` also measures the encoder's reconstructions (``test/reconstruction/*``, see
     :mod:`lsi.eval.reconstruction`) unless ``evaluate_reconstruction`` is false; ``eval_dlib`` / ``vggface_weights``
     add the Dlib / VGG-Face identity match rates.
+
+    Trained with ``datamodules.CachedScenesDataModule`` (index batches), the encoder's latents of every training
+    scene are computed once (a derived array of the scene cache, keyed by the encoder's fingerprint), P_A is fitted
+    to convergence by full-batch logistic regression (``attribute_fit: auto``; ``sgd`` trains it with the others)
+    and P_S / P_L train on the cached latents and labels.
     """
 
     def __init__(self, lsi_checkpoint: str, heads: tuple[str, ...] = ("attributes", "segmentation", "landmarks"),
                  num_attributes: int | None = None, num_classes: int = 19,
                  seg_layers: tuple[str, ...] | None = None, landmark_layer: str | None = None,
                  focal_gamma: float = 2.0, lr: float = 1e-3, evaluate_reconstruction: bool = True,
-                 fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None) -> None:
+                 fid: bool = True, eval_dlib: bool = False, vggface_weights: str | None = None,
+                 attribute_fit: str = "auto") -> None:
         super().__init__(lsi_checkpoint, lr)
+        if attribute_fit not in ("auto", "sgd"):
+            raise ValueError(f"attribute_fit must be 'auto' (convex fit when training from a scene cache) or 'sgd', "
+                             f"got {attribute_fit!r}")
         # The encoder path and the test-time options stay out of the checkpoint's hyper-parameters: LightningCLI
         # replaces the model's config with those when --ckpt_path is given, and these must remain settable
         # then (`lsi test --model.init_args.lsi_checkpoint X` is how a head meets another encoder and fails).

@@ -297,6 +297,16 @@ class LatentImagingModule(ImagingEvaluation, L.LightningModule):
         self.ridge_baseline = fit_ridge(x, target, recipe.schedule.ridge_lambda)
 
     # -- optimisation and checkpoints --------------------------------------------------------
+    def reset_optimizer_state(self, group: str) -> None:
+        """Forget the optimiser's moments for parameter group ``group`` (after its parameters were re-initialised)."""
+        if self._trainer is None:
+            return
+        for opt in self.trainer.optimizers:
+            for g in opt.param_groups:
+                if g.get("name") == group:
+                    for p in g["params"]:
+                        opt.state.pop(p, None)
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         groups = [{"params": list(self.digital.parameters()), "lr": hp.lr_encoder, "name": "encoder"}]

@@ -5,14 +5,17 @@ identity net every step, ~2 steps/s, and 59% identity match after 15 minutes, wh
 of the same readings reached 71% in 0.3 s. This recipe spends the time on learning instead:
 
 1. **joint** (``joint_steps``): masks O and D_theta together on L_lat. Scenes come from the uint8 scene cache
-   (:class:`datamodules.SceneCache`, rendered once), E(I) from a cached array computed once per encoder; the
-   optical forward is the only per-step work on scenes. The reading normaliser is refreshed every
-   ``refresh_every`` steps from a fixed subset of ``normaliser_scenes`` training scenes.
+   (:class:`datamodules.SceneCache`, rendered once) as cached detector images (the channel mean the photodiode
+   integrates, :func:`lsi.physics.operator.detector_image`, float32), E(I) from an array computed once per
+   encoder; the optical forward on them is the only per-step work on scenes. The reading normaliser standardises
+   each reading with statistics refreshed every ``refresh_every`` steps from a fixed subset of
+   ``normaliser_scenes`` training scenes.
 2. **readout** (``readout_steps``): masks frozen; every training scene is measured once, the normaliser gets the
-   exact statistics of all training readings, D_theta's linear path is refitted in closed form to what the
-   style blocks leave (ridge on ``E(I) - nonlinear(y)``), and D_theta trains on the cached readings.
+   exact statistics of all training readings (whitened when ``whiten_readings``), D_theta starts afresh
+   (``readout_reinit``; else it keeps the joint phase's weights) with its linear path set by ridge regression
+   (to E(I), or to what the style blocks leave when kept), and trains on the cached readings.
 3. **image** (``image_steps``, default 0): L_lat plus pixel and identity losses through G on ``image_loss_batch``
-   samples, against cached downscaled scenes and their identity embeddings.
+   samples.
 
 The phase is a function of ``global_step`` alone, so a run resumed from any checkpoint continues in the right
 phase and rebuilds the phase's caches (they derive from the scenes and the checkpointed masks). Every cached
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lsi.eval.linear_readout import fit_ridge
+from lsi.physics.operator import detector_image, measure_detector_image
 
 if TYPE_CHECKING:  # type hints only: the module imports this one
     from lsi.models.imaging import LatentImagingModule
@@ -51,6 +55,9 @@ class TrainingSchedule:
         refresh_every: refresh period (steps) of the normaliser during the joint phase.
         ridge_lambda: ridge penalty of the linear path's closed-form fits (per sample, on normalised readings).
         image_lr_factor: learning-rate factor of D_theta during the image phase.
+        readout_reinit: start the readout phase from a freshly initialised D_theta (its linear path set by ridge on
+            the final readings) instead of the joint phase's: the joint D_theta was trained on moving masks and
+            standardised (not whitened) readings; see docs/training.md for the measurement.
         chunk: scenes per chunk when measuring or encoding the whole cache.
     """
 
@@ -61,6 +68,7 @@ class TrainingSchedule:
     refresh_every: int = 50
     ridge_lambda: float = 3e-5
     image_lr_factor: float = 0.1
+    readout_reinit: bool = True
     chunk: int = 512
 
     def __post_init__(self) -> None:
@@ -119,6 +127,7 @@ class StagedRecipe:
         self.schedule = schedule
         self.cache: Any = None
         self.targets: Tensor | None = None        # [N, num_ws, w_dim] E(I), absolute W+
+        self.detector: Tensor | None = None       # [N, grid*grid] detector images (channel means), float32
         self.readings: Tensor | None = None       # [N, d] with the frozen masks (readout/image phases)
         self.phase: str | None = None
         self.phase_seconds: dict[str, float] = {}
@@ -151,6 +160,9 @@ class StagedRecipe:
         g = world.generator
         self.targets = cache.derived("inversion-latent", key, encode, chunk=self.schedule.chunk).view(
             len(cache), g.num_ws, g.w_dim)
+        self.detector = cache.derived(
+            "detector-image", {"rule": "channel mean, float32"},
+            lambda idx: detector_image(cache.batch(idx, ["image"])["image"]), chunk=self.schedule.chunk)
         step = trainer.global_step
         self.phase = None
         self._enter(module, self.schedule.phase_at(step), fresh=step == 0)
@@ -161,10 +173,11 @@ class StagedRecipe:
         """Noiseless readings ``[n, d]`` of cached scenes ``rows`` (default: all) with the current masks."""
         n = len(self.cache)
         rows = torch.arange(n) if rows is None else rows
+        patterns = module.optical.patterns()
         out = []
         for start in range(0, len(rows), self.schedule.chunk):
-            scene = self.cache.batch(rows[start:start + self.schedule.chunk], ["image"])["image"].to(module.device)
-            out.append(module.optical.A(scene))
+            image = self.detector[rows[start:start + self.schedule.chunk]].to(module.device)
+            out.append(measure_detector_image(patterns, image))
         return torch.cat(out)
 
     def _subset(self) -> Tensor:
@@ -174,7 +187,9 @@ class StagedRecipe:
 
     @torch.no_grad()
     def refresh_normaliser(self, module: LatentImagingModule) -> None:
-        module.reading_norm.fit(self.measure(module, self._subset()))
+        """Per-reading standardisation from the fixed subset (never whitening while the masks move: a refreshed
+        whitening rotates D_theta's inputs, measured as loss spikes at every refresh)."""
+        module.reading_norm.fit(self.measure(module, self._subset()), whiten=False)
 
     @torch.no_grad()
     def fit_linear_path(self, module: LatentImagingModule, readings: Tensor, rows: Tensor,
@@ -207,14 +222,18 @@ class StagedRecipe:
             if fresh:
                 rows = self._subset()
                 readings = self.measure(module, rows)
-                module.reading_norm.fit(readings)
+                module.reading_norm.fit(readings, whiten=False)
                 self.fit_linear_path(module, readings, rows, residual=False)
         else:
             module.optical.freeze(True)
             self.readings = self.measure(module)
             if phase == "readout" and at_start:
                 module.reading_norm.fit(self.readings)
-                self.fit_linear_path(module, self.readings, torch.arange(len(self.readings)), residual=True)
+                reinit = self.schedule.readout_reinit
+                if reinit:
+                    module.digital.reinitialise(seed=module.hparams.seed + 1)
+                    module.reset_optimizer_state("encoder")
+                self.fit_linear_path(module, self.readings, torch.arange(len(self.readings)), residual=not reinit)
         module.train(was_training)
 
     def end(self) -> dict[str, Any]:
@@ -238,8 +257,7 @@ class StagedRecipe:
         if phase == "joint":
             if step > 0 and step % self.schedule.refresh_every == 0:
                 self.refresh_normaliser(module)
-            scene = self.cache.batch(index, ["image"])["image"].to(module.device)
-            ws = module.encode_readings(module.optical(scene))
+            ws = module.encode_readings(module.optical.forward_detector_image(self.detector[index].to(module.device)))
             if hp.lambda_energy > 0 and step >= hp.energy_start_step:
                 out["energy"] = module.optical.energy_loss(*hp.energy_range)
         else:

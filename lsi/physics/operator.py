@@ -26,17 +26,32 @@ from lsi.physics import patterns
 from lsi.physics.mask_files import MaskFormatError, MaskMeta, load_masks, save_masks
 from lsi.physics.noise import NoiseModel
 
-__all__ = ["OpticalEncoder", "energy_targets", "measure", "quantise_ste", "valid_ratios"]
+__all__ = [
+    "OpticalEncoder", "detector_image", "energy_targets", "measure", "measure_detector_image", "quantise_ste",
+    "valid_ratios",
+]
 
 
 def measure(patterns: Tensor, scene: Tensor) -> Tensor:
     """The measurement rule: ``[P, H, W]`` patterns, ``[B, C, H, W]`` scenes -> readings ``[B, P]``.
 
     ``y[b, k] = mean over c, p of patterns[k, p] * scene[b, c, p]``: the photodiode integrates every pixel and
-    colour channel, in normalised units (all-on pattern, all-white scene -> 1.0). Computed in the scene's dtype.
+    colour channel, in normalised units (all-on pattern, all-white scene -> 1.0). Computed in the scene's dtype,
+    as :func:`measure_detector_image` of :func:`detector_image` (so both routes give identical readings).
     """
-    p = patterns.to(scene.dtype).flatten(1)  # [P, N]
-    return scene.mean(dim=1).flatten(1) @ p.t() / p.shape[1]
+    return measure_detector_image(patterns, detector_image(scene))
+
+
+def detector_image(scene: Tensor) -> Tensor:
+    """What the single (monochrome) photodiode sees of a scene: the channel mean, ``[B, C, H, W] -> [B, H*W]``.
+    The measurement is linear in it, so a training loop may cache it once per scene (the staged recipe does)."""
+    return scene.mean(dim=1).flatten(1)
+
+
+def measure_detector_image(patterns: Tensor, image: Tensor) -> Tensor:
+    """Readings ``[B, P]`` of detector images ``[B, H*W]`` (:func:`detector_image`) through ``[P, H, W]`` patterns."""
+    p = patterns.to(image.dtype).flatten(1)  # [P, N]
+    return image @ p.t() / p.shape[1]
 
 
 def _levels(m: Tensor, n: int) -> Tensor:
@@ -264,7 +279,20 @@ class OpticalEncoder(nn.Module):
         if self.training and self.input_dropout > 0:
             keep = torch.ones_like(x[:, :1])
             x = x * F.dropout(keep, self.input_dropout, training=True)
-        y = self.A(x)
+        return self._detect(self.A(x), add_noise, generator)
+
+    def forward_detector_image(self, image: Tensor, add_noise: bool = True,
+                               generator: torch.Generator | None = None) -> Tensor:
+        """:meth:`forward` of detector images ``[B, grid*grid]`` (:func:`detector_image` of the scenes): the same
+        readings, dropout and noise, without re-reading the colour scenes."""
+        if image.ndim != 2 or image.shape[1] != self.grid * self.grid:
+            raise ValueError(f"detector images must be [B, {self.grid * self.grid}], got {tuple(image.shape)}")
+        if self.training and self.input_dropout > 0:
+            image = image * F.dropout(torch.ones_like(image), self.input_dropout, training=True)
+        return self._detect(measure_detector_image(self.patterns(), image), add_noise, generator)
+
+    def _detect(self, y: Tensor, add_noise: bool, generator: torch.Generator | None) -> Tensor:
+        """Detector noise, then reading dropout (train), on noiseless readings ``y [B, num_readings]``."""
         if add_noise and self.noise is not None:
             y = self.noise.apply(y, generator=generator)
         if self.training and self.mask_dropout > 0:

@@ -119,3 +119,20 @@ def test_bad_ratio_is_a_clear_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "ratio 500 is invalid" in err and "valid ratios" in err and "Traceback" not in err
+
+
+def test_heads_train_from_the_cache_with_a_converged_attribute_head(staged, tmp_path):
+    heads_cfg = str(Path(__file__).parent / "configs" / "heads_staged_tiny.yaml")
+    cli = main(["fit", "-c", heads_cfg, "--model.init_args.lsi_checkpoint", str(staged["root"] / "lsi.ckpt"),
+                "--data.init_args.cache_dir", str(staged["cache"]), "--trainer.default_root_dir", str(tmp_path)])
+    heads = cli.model
+    assert not any(p.requires_grad for p in heads.attr.parameters())  # P_A fitted in closed form, then frozen
+    (folder,) = [p for p in staged["cache"].iterdir() if p.is_dir()]
+    assert list((folder / "derived").glob("lsi-latent-*.npy"))  # the encoder's latents, computed once
+    # P_A equals the convex fit on the cached latents (what the probe computes)
+    from lsi.eval.linear_readout import fit_logistic
+
+    cache = cli.datamodule.train_cache
+    w, b = fit_logistic(heads._train_latents, cache.tensor("attributes").float())
+    assert torch.allclose(heads.attr.linear.weight, w, atol=1e-6) and torch.allclose(heads.attr.linear.bias, b)
+    assert (tmp_path / "heads.ckpt").is_file()

@@ -11,8 +11,8 @@ import yaml
 from lsi.experiments import table1
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_DATA = {"batch_size": 4, "num_train_identities": 4, "images_per_identity": 2, "num_val_identities": 2,
-             "num_test_identities": 2, "cache": False}
+TINY_SOURCE = {"batch_size": 4, "num_train_identities": 4, "images_per_identity": 2, "num_val_identities": 2,
+               "num_test_identities": 2, "cache": False}
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,13 @@ def make_table():
 
 def _argv(tmp: Path, steps: int = 2) -> list[str]:
     trainer = {"accelerator": "cpu", "limit_val_batches": 1, "log_every_n_steps": 1}
-    lsi_extra = {"trainer": trainer, "data": {"init_args": TINY_DATA},
-                 "model": {"init_args": {"image_loss_batch": 2, "digital": {"hidden": 32, "depths": [1, 1, 1]}}}}
-    heads_extra = {"trainer": trainer, "data": {"init_args": TINY_DATA}}
+    data = {"init_args": {"cache_dir": str(tmp / "cache"), "batch_size": 4, "progress": False,
+                          "source": {"class_path": "datamodules.SyntheticFacesDataModule", "init_args": TINY_SOURCE}}}
+    schedule = {"normaliser_scenes": 8, "chunk": 4}
+    lsi_extra = {"trainer": trainer, "data": data,
+                 "model": {"init_args": {"image_loss_batch": 2, "schedule": schedule,
+                                         "digital": {"hidden": 32, "depths": [1, 1, 1], "linear_path": True}}}}
+    heads_extra = {"trainer": trainer, "data": data}
     (tmp / "lsi_extra.yaml").write_text(yaml.safe_dump(lsi_extra))
     (tmp / "heads_extra.yaml").write_text(yaml.safe_dump(heads_extra))
     return ["--ratios", "4096", "16384", "--steps", str(steps), "--head-steps", "2", "--root", str(tmp / "runs"),

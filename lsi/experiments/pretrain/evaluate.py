@@ -21,6 +21,7 @@ from tqdm import tqdm
 from datamodules.faces.render import render_faces
 from datamodules.faces.world import ATTRIBUTE_NAMES, random_world_latent, to_gaussian
 from datamodules.synthetic import SyntheticFaces
+from lsi.eval.linear_readout import fit_logistic
 from lsi.eval.metrics import first_of_each_identity, identification_top1, psnr, threshold_at_far
 from lsi.experiments.pretrain.report import write_report
 from lsi.world.embedded import WEIGHTS_DIR, EmbeddedWorld, load_embedded_world, update_meta
@@ -68,19 +69,11 @@ def far_threshold(emb: torch.Tensor, ids: torch.Tensor, far: float = 0.01) -> fl
 
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
                  steps: int = 400) -> torch.Tensor:
-    """Logistic-regression probe per attribute; returns per-attribute test accuracy ``[A]``."""
-    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
-    xtr, xte = (train_x - mu) / sd, (test_x - mu) / sd
-    with torch.enable_grad():
-        lin = torch.nn.Linear(xtr.shape[1], train_y.shape[1])
-        opt = torch.optim.Adam(lin.parameters(), lr=1e-2, weight_decay=1e-3)
-        for _ in range(steps):
-            loss = F.binary_cross_entropy_with_logits(lin(xtr), train_y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    """Logistic-regression probe per attribute (:func:`lsi.eval.linear_readout.fit_logistic`); returns the
+    per-attribute test accuracy ``[A]``."""
+    weight, bias = fit_logistic(train_x, train_y, steps=steps)
     with torch.no_grad():
-        return ((lin(xte) > 0).float() == test_y).float().mean(0)
+        return (((test_x @ weight.T + bias) > 0).float() == test_y).float().mean(0)
 
 
 @torch.no_grad()

@@ -26,8 +26,17 @@ def test_energy_schedule_scales_with_steps(make_table, tmp_path):
     cfg = tmp_path / "c.yaml"
     schedule = {"trainer": {"max_steps": 2500}, "model": {"init_args": {"energy_start_step": 1500}}}
     cfg.write_text(yaml.safe_dump(schedule))
-    assert make_table.scaled_schedule([cfg], 400) == ["--model.init_args.energy_start_step", "240"]
-    assert make_table.scaled_schedule([cfg], 2500) == []
+    budget = ["--trainer.max_steps", "400", "--trainer.val_check_interval", "400"]
+    assert make_table.scaled_schedule([cfg], 400) == [*budget, "--model.init_args.energy_start_step", "240"]
+    assert make_table.scaled_schedule([cfg], None) == ["--trainer.max_steps", "2500", "--trainer.val_check_interval",
+                                                       "2500"]
+    # the staged recipe's phases keep their proportions and add up to the steps asked for
+    staged = tmp_path / "s.yaml"
+    staged.write_text(yaml.safe_dump({"trainer": {"max_steps": 2000}, "model": {"init_args": {
+        "schedule": {"joint_steps": 600, "readout_steps": 1400, "image_steps": 0}}}}))
+    out = make_table.scaled_schedule([staged], 400)
+    phases = {k.rsplit(".", 1)[1]: v for k, v in zip(out[4::2], out[5::2])}
+    assert phases == {"joint_steps": "120", "readout_steps": "280", "image_steps": "0"}
 
 
 def test_metric_panels_put_ours_next_to_the_paper(make_table):
