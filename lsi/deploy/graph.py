@@ -49,16 +49,25 @@ class LatentReadout(nn.Module):
         self.folded = folded
 
     def use_bfloat16(self) -> None:
-        """D_theta's weights and arithmetic in bfloat16. The normaliser and ``w_avg`` stay float32: readings are
-        tiny differences on a large common mean (8 mantissa bits would erase them), and ``w_avg`` is not folded."""
+        """D_theta's style blocks in bfloat16. The normaliser, the linear read-out path and ``w_avg`` stay float32:
+        readings are tiny differences on a large common mean, and the linear path carries most of the latent at
+        small d (in bfloat16 it moved W+ by up to 0.43 on the embedded ratio-512 run; kept in float32, 0.14)."""
         if self.folded:
             raise ValueError("bfloat16 needs an unfolded readout (fold=False): w_avg would lose its precision")
+        linear = self.digital.linear
         self.digital.to(torch.bfloat16)
+        if linear is not None:
+            linear.float()
         self.compute_dtype = torch.bfloat16
 
     def forward(self, readings: Tensor) -> Tensor:
         z = self.normaliser(readings.float())
-        ws = self.digital(z.to(self.compute_dtype)).float()
+        if self.compute_dtype == torch.float32:
+            ws = self.digital(z)
+        else:
+            ws = self.digital.nonlinear(z.to(self.compute_dtype)).float()
+            if self.digital.linear is not None:
+                ws = ws + self.digital.linear(z).view(-1, self.num_ws, self.w_dim)
         return ws if self.folded else ws + self.w_avg
 
 
