@@ -168,18 +168,21 @@ def autocast_agreement() -> dict[str, float]:
             "grad_cosine": float(F.cosine_similarity(out["fp32"][1], out["bf16"][1], dim=0))}
 
 
-def allocator_rates(steps: int = 5) -> dict[str, dict[str, float]]:
-    """Joint-step wall ms and the learning ``OpticalEncoder.A`` (ms) under each of :data:`ALLOCATORS`, in fresh
-    processes (malloc reads its settings at start-up; the parent's own ``MALLOC_*`` settings are not inherited)."""
-    out = {}
+def allocator_rates(steps: int = 5, rounds: int = 2) -> dict[str, dict[str, float]]:
+    """Joint step (wall and CPU ms) and the learning ``OpticalEncoder.A`` (wall ms) under each of :data:`ALLOCATORS`,
+    in fresh processes (malloc reads its settings at start-up; the parent's ``MALLOC_*`` settings are not
+    inherited), alternating the settings ``rounds`` times; medians over the rounds. CPU-ms (user + system, page
+    faults included) is the number to compare on a shared machine."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in ALLOCATORS}
     base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    for name, env in ALLOCATORS.items():
-        done = subprocess.run([sys.executable, "-m", "lsi.experiments.bench_training", "--joint-steps", str(steps)],
-                              env={**base, **env}, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"allocator run {name!r} failed: {done.stderr[-400:]}")
-        out[name] = json.loads(done.stdout.strip().splitlines()[-1])
-    return out
+    for _ in range(rounds):
+        for name, env in ALLOCATORS.items():
+            done = subprocess.run([sys.executable, "-m", "lsi.experiments.bench_training", "--joint-steps",
+                                   str(steps)], env={**base, **env}, capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"allocator run {name!r} failed: {done.stderr[-400:]}")
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {name: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for name, rs in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--joint-steps", type=int, default=5)
     args = p.parse_args(argv)
     learning = next(r for r in optical_rates() if r["case"] == "A, masks learning (one-pass quantiser)")
-    joint = _run_steps("joint", args.joint_steps)["step"]
-    print(json.dumps({"joint step": joint, "A, masks learning": learning["ms"]}))
+    joint = _run_steps("joint", args.joint_steps)
+    print(json.dumps({"joint step": joint["step"], "joint step [cpu]": joint["step [cpu]"],
+                      "A, masks learning": learning["ms"]}))
     return 0
 
 
