@@ -8,9 +8,6 @@ RATIOS ?= 128 256 512 1024 2048 4096 8192 16384
 export OMP_NUM_THREADS ?= 2
 # passive OpenMP waits: spinning threads collapse throughput when the 2 cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
-# glibc malloc without mmap or trimming for training/benchmarks: every >= 32 MiB tensor (masks, their gradient,
-# Adam's moments) is otherwise a fresh mmap whose pages fault in on each step (measured: docs/performance.md)
-FAST_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-gpu bench-faces bench-masks table hardware-e2e clean
@@ -40,7 +37,7 @@ test-full: ## every test except those needing a real DMD/DAQ rig
 
 train: ## train O and D_theta on the embedded world, then test: make train RATIO=512 -> runs/ratio512/
 	@$(BIN)/python -m lsi.cli.check_ratio "$(RATIO)"
-	$(FAST_MALLOC) $(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
+	$(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
 	  --trainer.default_root_dir runs/ratio$(RATIO)
 	$(BIN)/lsi test -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
 	  --trainer.default_root_dir runs/ratio$(RATIO) --ckpt_path runs/ratio$(RATIO)/lsi.ckpt
@@ -52,19 +49,19 @@ eval-embedded: ## measure the shipped embedded world -> docs/embedded-world.md
 	$(BIN)/python -m lsi.experiments.pretrain.evaluate
 
 bench: ## performance: inference per backend, training steps by part, exports -> docs/performance.md (<= 15 min)
-	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.bench
+	$(BIN)/python -m lsi.experiments.bench
 
 bench-gpu: ## training steps on a CUDA card, fp32 and bf16 -> GPU section of docs/performance.md
-	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.bench_gpu
+	$(BIN)/python -m lsi.experiments.bench_gpu
 
 bench-faces: ## rendering speed of the procedural face world
 	$(BIN)/python -m lsi.experiments.faces_bench
 
 bench-masks: ## learned vs fixed 2-D Hadamard vs random masks at 1:512 and 1:4096, same budget -> docs/results.md (resumable)
-	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.mask_bench
+	$(BIN)/python -m lsi.experiments.mask_bench
 
 table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
-	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.table1
+	$(BIN)/python -m lsi.experiments.table1
 
 hardware-e2e: ## simulated rig end to end: capture 200 scenes with runs/ratio512, test, fine-tune, test -> docs/hardware.md
 	$(BIN)/python -m lsi.experiments.hardware_e2e --run runs/ratio$(RATIO) --capture runs/capture$(RATIO)

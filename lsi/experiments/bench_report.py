@@ -62,7 +62,7 @@ def _goals(r: dict[str, Any]) -> list[str]:
     rows.append(f"| training step of `make train RATIO=512` | 732 CPU-ms (per-batch recipe) | ≤ 400 CPU-ms, equal "
                 f"quality | staged joint step {joint:.0f} CPU-ms (before this work {before:.0f}), readout "
                 f"{tr['readout']['step [cpu]']:.0f} CPU-ms | {_verdict(joint, 400, False)} | fused Adam, one-pass "
-                "quantiser, identity STE, allocator settings; bf16 autocast for G + identity measured, not adopted |")
+                "quantiser, identity STE; allocator settings and bf16 autocast for G + identity measured, not adopted |")
     return rows
 
 
@@ -101,6 +101,19 @@ def _training_tables(r: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _allocator_verdict(al: dict[str, dict[str, float]]) -> str:
+    (_, base), *others = al.items()
+    name, best = min(others, key=lambda kv: kv[1]["joint step [cpu]"], default=(None, None))
+    if best is None:
+        return ""
+    gain = 1 - best["joint step [cpu]"] / base["joint step [cpu]"]
+    if gain > 0.1:
+        return (f"'{name}' saves {gain * 100:.0f}% of the joint step's CPU time: set `MALLOC_MMAP_MAX_=0 "
+                "MALLOC_TRIM_THRESHOLD_=1099511627776` in the environment of `make train`.")
+    return (f"'{name}' changes the joint step's CPU time by {-gain * 100:+.0f}%: within the noise of a shared "
+            "machine (earlier runs during development disagreed in sign), so the Makefile sets no allocator option.")
+
+
 def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     out = [
@@ -137,7 +150,7 @@ def render(r: dict[str, Any]) -> str:
         "- **Training.** See the tables below: fused Adam (torch's fused kernel under GroupwiseOptimizer), one-pass "
         "quantisation (`clamp` then in-place `round_`), identity straight-through backward, cached quantised "
         "patterns while the masks are frozen or in eval (invalidated by the masks' in-place version, storage, "
-        "dtype and device), glibc allocator settings, bf16 autocast for G + identity.", "",
+        "dtype and device); glibc allocator settings and bf16 autocast for G + identity were measured (below).", "",
         "## Inference: D_θ + P_A, embedded configuration", "",
         "`configs/train_embedded.yaml`'s D_θ (hidden 256, linear blocks 2/3/4, linear path; W+ 10 x 128), P_A (21 "
         "attributes), whitening reading normaliser. Latents/s and latency per call.", "",
@@ -180,8 +193,7 @@ def render(r: dict[str, Any]) -> str:
             "Adam's moments — freshly and faults its pages in on first touch; without mmap and trimming the memory "
             "is reused): " + "; ".join(f"{k}: joint step {v['joint step']:.0f} ({v['joint step [cpu]']:.0f} CPU-ms), "
                                        f"learning A {v['A, masks learning']:.0f}" for k, v in al.items())
-            + ". `make train`, `make table`, `make bench` run with `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2^40` "
-            "(Makefile `FAST_MALLOC`).", ""]
+            + f". {_allocator_verdict(al)}", ""]
     ex = r.get("exported")
     if ex:
         out += ["## Exported models of a trained run", "",

@@ -47,3 +47,12 @@ def test_goals_table_uses_the_measured_values():
     assert "0.80 s" in startup and "**met**" in startup
     assert "| int8 (onnx) | 74.75% | -0.25 points |" in text
     assert "learning 15 ms = 1.5x" in text
+
+
+def test_allocator_setting_is_recommended_only_for_a_clear_gain():
+    from lsi.experiments.bench_report import _allocator_verdict
+
+    same = {"default": {"joint step [cpu]": 100.0}, "no mmap": {"joint step [cpu]": 96.0}}
+    assert "within the noise" in _allocator_verdict(same) and "-4%" in _allocator_verdict(same)
+    clear = {"default": {"joint step [cpu]": 100.0}, "no mmap": {"joint step [cpu]": 70.0}}
+    assert "saves 30%" in _allocator_verdict(clear)
