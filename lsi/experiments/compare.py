@@ -9,8 +9,9 @@ At ratio N every method reads ``d = 65536 / N`` numbers per scene. In ``<root>/r
    ``make train RATIO=N``, trained in-process when absent), trained within its budget (``model.pt``), scored on the
    test split (:class:`lsi.eval.comparison.ComparisonMetrics`) -> ``result.json``. A method whose ``result.json``
    holds the current settings is skipped (resume); one with other settings is redone;
-4. the references the same way: the scene itself, G(E(I)) (ceiling), the constant ``w_avg`` (floor) and the
-   gray scene (a perfect monochrome reconstruction);
+4. the references the same way: the scene itself, G(E(I)) (ceiling), the constant ``w_avg`` (floor), the
+   gray scene (a perfect monochrome reconstruction) and 16 x 16 thumbnails, gray (256 numbers, what an ideal
+   linear camera with d = 256 block-average readings would see) and colour (768 numbers; no photodiode sees them);
 5. ``docs/table2.json`` (ratio 256; ``docs/table2_ratioN.json`` otherwise), the Table 2 section of
    ``docs/results.md`` (:mod:`lsi.experiments.compare_report`) and ``docs/figures/fig9_comparison_ratioN.png``.
 
@@ -36,6 +37,7 @@ from tqdm import tqdm
 from lsi.cli.main import main as lsi
 from lsi.eval.baselines import BASELINES, Baseline, TrainBudget, TrainingData, build_baseline
 from lsi.eval.comparison import ComparisonMetrics
+from lsi.eval.metrics import first_of_each_identity
 from lsi.experiments.compare_report import REFERENCES, write_outputs
 from lsi.experiments.table1 import build_datamodule
 from lsi.models.imaging import LatentImagingModule, load_lsi
@@ -46,11 +48,12 @@ from lsi.world.perceptual import LpipsLocal
 
 METHODS = ("lsi", *BASELINES)
 LSI_CONFIG = Path("configs/train_embedded.yaml")
-# Budgets, measured on this shared 2-core CPU (OMP_WAIT_POLICY=PASSIVE), each about the wall clock of
-# `make train` (~10 min): FSI-DL 0.35-0.5 s a step of 32 scenes; the unfolding nets ~0.6-0.8 s a step of 16;
+# Budgets in steps, each about the wall clock of `make train` (~10 min) on this 2-core CPU when it is not shared
+# (OMP_WAIT_POLICY=PASSIVE): FSI-DL 0.35 s a step of 32 scenes, the unfolding nets ~0.6 s a step of 16 (measured;
+# 2-3x slower while other jobs share the cores, hence the 30-minute guard only against a stalled machine);
 # CSGM ~20-25 ms per scene and Adam step, so its 200 steps take ~30 min for the 400 test scenes.
-BUDGETS = {"fsi_dl": TrainBudget(steps=1500, batch_size=32, lr=1e-3, max_minutes=12.0),
-           "unfolding": TrainBudget(steps=1000, batch_size=16, lr=1e-3, max_minutes=12.0)}
+BUDGETS = {"fsi_dl": TrainBudget(steps=1500, batch_size=32, lr=1e-3, max_minutes=30.0),
+           "unfolding": TrainBudget(steps=1000, batch_size=16, lr=1e-3, max_minutes=30.0)}
 CSGM_STEPS = 200
 FIGURE_FACES = 6
 #: data settings that change how scenes are loaded, not which scenes a split holds
@@ -89,7 +92,8 @@ class Comparison:
         data = {}
         for path in configs:
             section = (yaml.safe_load(Path(path).read_text()) or {}).get("data") or {}
-            data.update(section.get("init_args", {}) | {"class_path": section.get("class_path")})
+            data.update(section.get("init_args") or {})
+            data["class_path"] = section.get("class_path", data.get("class_path"))
         self.configs = configs
         self.scenes, self.ids = self._test_split()
         # what decides a result: the split's content (loader settings excluded), the frozen world, the ratio
@@ -97,7 +101,7 @@ class Comparison:
                        "split": {k: v for k, v in sorted(data.items()) if k not in LOADER_ONLY},
                        "test_scenes": len(self.ids), "test_sha": _sha(self.scenes) + _sha(self.ids),
                        "world": world_key(), "train_scenes": args.train_scenes}
-        self.figure_index = torch.nonzero(torch.tensor(_first_flags(self.ids))).flatten()[:FIGURE_FACES]
+        self.figure_index = torch.nonzero(first_of_each_identity(self.ids)).flatten()[:FIGURE_FACES]
 
     # -- data ---------------------------------------------------------------------------------------
     def _test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,13 +194,10 @@ class Comparison:
         return record
 
 
-def _first_flags(ids: torch.Tensor) -> list[bool]:
-    seen: set[int] = set()
-    flags = []
-    for v in ids.tolist():
-        flags.append(v not in seen)
-        seen.add(v)
-    return flags
+def _thumbnail(scene: torch.Tensor, size: int) -> torch.Tensor:
+    """The scene area-averaged to ``size`` px, bilinearly interpolated back: an ideal low-resolution camera."""
+    small = F.interpolate(scene, size=(size, size), mode="area")
+    return F.interpolate(small, size=scene.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
 
 
 class CompareError(ValueError):
@@ -313,6 +314,8 @@ def run_references(cmp: Comparison) -> dict[str, dict]:
         "g_of_e": lambda s: g.synthesis(w.encoder(s * 2 - 1) + g.w_avg).clamp(-1, 1) * 0.5 + 0.5,
         "w_avg": lambda s: (g.synthesis(g.w_avg.expand(len(s), g.num_ws, -1)).clamp(-1, 1) * 0.5 + 0.5),
         "gray_scene": lambda s: s.mean(1, keepdim=True),
+        "thumb16_gray": lambda s: _thumbnail(s.mean(1, keepdim=True), 16),
+        "thumb16_rgb": lambda s: _thumbnail(s, 16),
     }
     out = {}
     for name in REFERENCES:

@@ -28,7 +28,7 @@ def test_compare_end_to_end_and_resume(tmp_path, lsi_ckpt):
     for name, entry in saved["methods"].items():
         assert COLUMNS <= set(entry), name
         assert 0.0 <= entry["id_match"] <= 1.0 and entry["seconds_per_image"] > 0
-    assert set(saved["references"]) == {"scene", "g_of_e", "w_avg", "gray_scene"}
+    assert set(saved["references"]) == set(compare.REFERENCES)
     assert saved["references"]["scene"]["id_match"] == 1.0
     assert saved["goal"] is not None and saved["settings"]["test_scenes"] == 4
     assert saved["methods"]["unfolding_1bit"]["fit"]["steps"] == 2

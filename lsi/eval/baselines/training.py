@@ -2,9 +2,9 @@
 
 :func:`train` draws minibatches of training rows (indices from a per-step seeded generator, so a resumed run
 draws the same batches), calls ``loss_of(index)`` and steps Adam; the learning rate decays from ``lr`` to
-``lr / 10`` over ``steps`` (cosine). It stops at ``steps`` or after ``max_minutes`` of training (the wall clock
-guard of a shared CPU), writes ``{model, optimizer, step, seconds, losses}`` to ``checkpoint`` every
-``save_every`` steps and at the end, and continues from that file when it exists.
+``lr / 10`` over ``steps`` (cosine). It stops at ``steps`` - the stated budget - or after ``max_minutes`` of
+training (a guard against a stalled machine only), writes ``{model, optimizer, step, seconds, losses}`` to
+``checkpoint`` every ``save_every`` steps and at the end, and continues from that file when it exists.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class TrainBudget:
     steps: int = 1500
     batch_size: int = 32
     lr: float = 1e-3
-    max_minutes: float = 12.0
+    max_minutes: float = 30.0
     seed: int = 0
     save_every: int = 200
 
@@ -49,8 +49,8 @@ def train(net: nn.Module, loss_of: Callable[[Tensor], Tensor], num_rows: int, bu
           checkpoint: Path, desc: str = "train", progress: bool = True,
           after_step: Callable[[], None] | None = None) -> dict:
     """Train ``net`` (its parameters with ``requires_grad``) on rows ``0 .. num_rows - 1``; ``after_step`` runs
-    after every optimiser step (e.g. a projection). Returns ``{"steps", "seconds", "final_loss", "stopped_by",
-    **budget}``."""
+    after every optimiser step (e.g. a projection). Returns ``{"steps" (done), "seconds", "final_loss" (mean of the
+    last 50), "stopped_by" ("steps" or "max_minutes"), "budget"}``."""
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=budget.lr)
     step, seconds, losses = 0, 0.0, []
@@ -97,4 +97,4 @@ def train(net: nn.Module, loss_of: Callable[[Tensor], Tensor], num_rows: int, bu
     net.eval()
     tail = losses[-50:]
     return {"steps": step, "seconds": round(seconds, 1), "final_loss": sum(tail) / max(len(tail), 1),
-            "stopped_by": stopped_by, **budget.to_dict()}
+            "stopped_by": stopped_by, "budget": budget.to_dict()}
