@@ -32,7 +32,7 @@ from lsi.physics.operator import measure
 __all__ = ["CELL_CHOICES", "GhostImaging", "dgi_estimate"]
 
 #: candidate speckle cells (mirrors); all are multiples of 4, so 64-px training scenes measure them exactly
-CELL_CHOICES = (4, 8, 16, 32)
+CELL_CHOICES = (4, 8, 16, 32, 64)
 
 
 def dgi_estimate(readings: Tensor, cell_masks: Tensor) -> Tensor:
