@@ -8,9 +8,12 @@ RATIOS ?= 128 256 512 1024 2048 4096 8192 16384
 export OMP_NUM_THREADS ?= 2
 # passive OpenMP waits: spinning threads collapse throughput when the 2 cores are shared
 export OMP_WAIT_POLICY ?= PASSIVE
+# glibc malloc without mmap or trimming for training/benchmarks: every >= 32 MiB tensor (masks, their gradient,
+# Adam's moments) is otherwise a fresh mmap whose pages fault in on each step (measured: docs/performance.md)
+FAST_MALLOC := MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-faces bench-masks table compare hardware-e2e clean
+.PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-gpu bench-faces bench-masks table compare hardware-e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -19,7 +22,7 @@ setup: ## create .venv and install everything (torch CPU/CUDA wheels from pip, a
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -e ".[hardware,eval,dev]"
+	$(BIN)/pip install -e ".[hardware,eval,deploy,dev]"
 	$(BIN)/python -c "import lsi, datamodules, hardware; print('lsi installed')"
 
 lint: ## ruff check (rules in pyproject.toml); must pass before make test
@@ -37,7 +40,7 @@ test-full: ## every test except those needing a real DMD/DAQ rig
 
 train: ## train O and D_theta on the embedded world, then test: make train RATIO=512 -> runs/ratio512/
 	@$(BIN)/python -m lsi.cli.check_ratio "$(RATIO)"
-	$(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
+	$(FAST_MALLOC) $(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
 	  --trainer.default_root_dir runs/ratio$(RATIO)
 	$(BIN)/lsi test -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
 	  --trainer.default_root_dir runs/ratio$(RATIO) --ckpt_path runs/ratio$(RATIO)/lsi.ckpt
@@ -48,16 +51,20 @@ pretrain-embedded: ## retrain the shipped embedded G, E and identity net (CPU, <
 eval-embedded: ## measure the shipped embedded world -> docs/embedded-world.md
 	$(BIN)/python -m lsi.experiments.pretrain.evaluate
 
-bench: bench-faces bench-masks ## all benchmarks (reports under docs/)
+bench: ## performance: inference per backend, training steps by part, exports -> docs/performance.md (<= 15 min)
+	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.bench
+
+bench-gpu: ## training steps on a CUDA card, fp32 and bf16 -> GPU section of docs/performance.md
+	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.bench_gpu
 
 bench-faces: ## rendering speed of the procedural face world
 	$(BIN)/python -m lsi.experiments.faces_bench
 
 bench-masks: ## learned vs fixed 2-D Hadamard vs random masks at 1:512 and 1:4096, same budget -> docs/results.md (resumable)
-	$(BIN)/python -m lsi.experiments.mask_bench
+	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.mask_bench
 
 table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
-	$(BIN)/python -m lsi.experiments.table1
+	$(FAST_MALLOC) $(BIN)/python -m lsi.experiments.table1
 
 compare: ## Table 2: LSI vs the baselines at equal measurements: make compare RATIO=256 -> docs/table2.json (resumable)
 	$(BIN)/python -m lsi.experiments.compare --ratio $(RATIO)

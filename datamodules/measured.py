@@ -34,14 +34,13 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.synthetic import SyntheticFaces
-from hardware.calibration import CORRECTION_MODES, correct, interpolate_references
+from hardware.calibration import COMBINE_MODES, CORRECTION_MODES, corrected_record
 from hardware.store import CaptureStore, MaskMismatchError
 from lsi.images import load_image
 from lsi.physics.mask_files import masks_sha256
 
 __all__ = ["MeasuredDataset", "MeasuredDataModule", "split_of", "COMBINE_MODES"]
 
-COMBINE_MODES = ("positive", "differential", "stacked")
 _SPLITS = ("train", "val", "test")
 _LABEL_KEYS = ("attributes", "landmarks", "segmentation", "identity", "has_attributes", "has_landmarks",
                "has_segmentation")
@@ -90,25 +89,9 @@ class MeasuredDataset(Dataset):
         self._dataset: Any = None
 
     @staticmethod
-    def _levels(rec: Any, refs: list, correction: str) -> tuple[float, float]:
-        if correction == "none":
-            return 0.0, 1.0
-        if correction == "drift":
-            dark, white = interpolate_references(refs, rec.timestamps.get("acquire_start", 0.0))
-            return float(dark), float(white)
-        if not refs:
-            raise ValueError("no references in this capture: set calibration.every >= 1, or use correction 'none'")
-        return float(np.median([r.dark for r in refs])), float(np.median([r.white for r in refs]))
-
-    def _correct(self, rec: Any, refs: list, correction: str, combine: str) -> np.ndarray:
-        dark, white = self._levels(rec, refs, correction)
-        pos = correct(rec.readings, dark, white, correction)
-        if combine == "positive":
-            return pos
-        neg = correct(rec.readings_inv, dark, white, correction)
-        if combine == "stacked":
-            return np.concatenate([pos, neg])
-        return pos - neg
+    def _correct(rec: Any, refs: list, correction: str, combine: str) -> np.ndarray:
+        return corrected_record(rec.readings, rec.readings_inv, rec.timestamps.get("acquire_start", 0.0), refs,
+                                correction, combine)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -31,7 +31,9 @@ __all__ = [
     "check_reference_clipping",
     "interpolate_references",
     "correct",
+    "corrected_record",
     "CORRECTION_MODES",
+    "COMBINE_MODES",
 ]
 
 CORRECTION_MODES = ("none", "dark", "normalize", "drift")
@@ -147,3 +149,41 @@ def correct(raw: np.ndarray, dark: float, white: float, mode: str) -> np.ndarray
                                "references are unusable (scene display off? detector saturated?)")
         return (raw - dark) / span
     raise ValueError(f"unknown correction {mode!r}; choose one of {CORRECTION_MODES}")
+
+
+#: how a complementary capture's two readings per mask become the model's input: ``positive`` (y+ only),
+#: ``differential`` (y+ - y-) or ``stacked`` ([y+ | y-], 2d values)
+COMBINE_MODES = ("positive", "differential", "stacked")
+
+
+def reference_levels(refs: list[Reference], t: float, correction: str) -> tuple[float, float]:
+    """Dark and white levels a scene acquired at time ``t`` is corrected with (``none``: 0 and 1)."""
+    if correction == "none":
+        return 0.0, 1.0
+    if correction == "drift":
+        dark, white = interpolate_references(refs, t)
+        return float(dark), float(white)
+    if not refs:
+        raise ValueError("no references in this capture: set calibration.every >= 1, or use correction 'none'")
+    return float(np.median([r.dark for r in refs])), float(np.median([r.white for r in refs]))
+
+
+def corrected_record(readings: np.ndarray, readings_inv: np.ndarray | None, t: float, refs: list[Reference],
+                     correction: str = "drift", combine: str = "positive") -> np.ndarray:
+    """One scene's readings in the optical encoder's units: ``[d]`` (``[2d]`` stacked), float64.
+
+    ``readings`` / ``readings_inv``: raw values of the masks / their complements (None without complements);
+    ``t``: the acquisition start; ``refs``: the capture's references (see :func:`reference_levels`).
+    """
+    if correction not in CORRECTION_MODES:
+        raise ValueError(f"correction must be one of {CORRECTION_MODES}, got {correction!r}")
+    if combine not in COMBINE_MODES:
+        raise ValueError(f"combine must be one of {COMBINE_MODES}, got {combine!r}")
+    dark, white = reference_levels(refs, t, correction)
+    pos = correct(readings, dark, white, correction)
+    if combine == "positive":
+        return pos
+    if readings_inv is None:
+        raise ValueError(f"combine={combine!r} needs a capture with complementary patterns")
+    neg = correct(readings_inv, dark, white, correction)
+    return np.concatenate([pos, neg]) if combine == "stacked" else pos - neg

@@ -1,9 +1,9 @@
 """``lsi``: the LightningCLI entry point (fit, validate, test, predict) for every LSI module, plus tools.
 
-``lsi fit|validate|test|predict ...`` run the LightningCLI; ``lsi convert-generator in.pkl out.safetensors``
-converts an NVIDIA network pickle (:mod:`lsi.generator.convert`). A bad input (a wrong ratio, a missing or
-mismatched checkpoint, a corrupt file) ends with a one-line error and exit status 2, not a traceback; set
-``LSI_DEBUG=1`` to see the traceback.
+``lsi fit|validate|test|predict ...`` run the LightningCLI (:mod:`lsi.cli.stages`); the tools of :data:`TOOLS`
+(``lsi convert-generator``, ``lsi export``, ``lsi infer``, ``lsi plan``) run without importing Lightning, so they
+start in a fraction of a second. A bad input (a wrong ratio, a missing or mismatched checkpoint, a corrupt file)
+ends with a one-line error and exit status 2, not a traceback; set ``LSI_DEBUG=1`` to see the traceback.
 """
 
 from __future__ import annotations
@@ -14,48 +14,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import lightning as L
-from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from datamodules.scene_cache import SceneCacheError
+def main(args: list[str] | None = None) -> Any:
+    """Run the LightningCLI; ``args`` (without the program name) lets tests call it in-process."""
+    from lsi.cli.stages import main as run_stages  # heavy (Lightning): only when a stage runs
 
-
-class LSICLI(LightningCLI):
-    """LightningCLI whose default logging is TensorBoard + CSV under ``<trainer.default_root_dir>/logs/<subcommand>``
-    (one folder per subcommand, so ``lsi test`` beside a training run never overwrites its curves)."""
-
-    def _parse_ckpt_path(self) -> None:
-        """Keep the configuration the user gave: ``--ckpt_path`` restores weights, it does not rewrite the config
-        (a mismatched checkpoint is then refused by the module with a message naming both settings)."""
-
-    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
-        cfg = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
-        if cfg.get("logger") in (None, True):
-            root = str(cfg.get("default_root_dir") or Path.cwd())
-            version = self.subcommand or "run"
-            cfg["logger"] = [TensorBoardLogger(root, name="logs", version=version),
-                             CSVLogger(root, name="logs", version=version)]
-        return super().instantiate_trainer(**kwargs)
+    return run_stages(args)
 
 
-def main(args: list[str] | None = None) -> LSICLI:
-    """Run the CLI; ``args`` (without the program name) lets tests call it in-process."""
-    return LSICLI(
-        model_class=L.LightningModule,
-        datamodule_class=L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"default_env": False},
-        args=args,
-        auto_configure_optimizers=False,
-    )
+def __getattr__(name: str) -> Any:
+    if name == "LSICLI":  # the LightningCLI class, imported on first use (see main)
+        from lsi.cli.stages import LSICLI  # heavy (Lightning): only when asked for
+
+        return LSICLI
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: ``lsi <tool> ...`` subcommands that are not LightningCLI stages: name -> module with ``main(argv) -> int``.
-TOOLS = {"convert-generator": "lsi.generator.convert"}
+TOOLS = {"convert-generator": "lsi.generator.convert", "export": "lsi.deploy.export", "infer": "lsi.runtime.infer",
+         "plan": "lsi.runtime.plan"}
 
 
 def entry(argv: list[str] | None = None) -> None:
@@ -73,9 +50,17 @@ def entry(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-#: folders of our own packages: an error raised from code in them is one we raised on purpose
-_OUR_PACKAGES = tuple(str(Path(importlib.import_module(p).__file__).resolve().parent) + os.sep
-                      for p in ("lsi", "datamodules", "hardware"))
+def _our_packages() -> tuple[str, ...]:
+    """Folders of our own packages: an error raised from code in them is one we raised on purpose (located from
+    this file, so that nothing heavy is imported to find them)."""
+    root = Path(__file__).resolve().parents[2]
+    return tuple(str(root / p) + os.sep for p in ("lsi", "datamodules", "hardware"))
+
+
+def _user_error_types() -> tuple[type, ...]:
+    # the scene cache's error without importing the data modules: loaded whenever one of its errors was raised
+    cache = sys.modules.get("datamodules.scene_cache")
+    return (ValueError, FileNotFoundError, PermissionError) + ((cache.SceneCacheError,) if cache else ())
 
 
 def _user_error(err: BaseException) -> BaseException | None:
@@ -84,12 +69,12 @@ def _user_error(err: BaseException) -> BaseException | None:
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
-        if isinstance(err, (ValueError, FileNotFoundError, PermissionError, SceneCacheError)):
+        if isinstance(err, _user_error_types()):
             tb = err.__traceback__
             while tb is not None and tb.tb_next is not None:
                 tb = tb.tb_next
             origin = str(Path(tb.tb_frame.f_code.co_filename).resolve()) if tb is not None else ""
-            if origin.startswith(_OUR_PACKAGES):
+            if origin.startswith(_our_packages()):
                 return err
         err = err.__cause__ or err.__context__
     return None

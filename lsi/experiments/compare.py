@@ -25,7 +25,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from lsi.experiments.compare_report import REFERENCES, write_outputs
 from lsi.experiments.table1 import build_datamodule
 from lsi.models.imaging import LatentImagingModule, load_lsi
 from lsi.physics.operator import measure
-from lsi.world.embedded import load_meta, weights_path
+from lsi.world.embedded import weights_path
 from lsi.world.frozen import frozen_world
 from lsi.world.perceptual import LpipsLocal
 
@@ -56,8 +56,6 @@ BUDGETS = {"fsi_dl": TrainBudget(steps=1500, batch_size=32, lr=1e-3, max_minutes
            "unfolding": TrainBudget(steps=1000, batch_size=16, lr=1e-3, max_minutes=30.0)}
 CSGM_STEPS = 200
 FIGURE_FACES = 6
-#: data settings that change how scenes are loaded, not which scenes a split holds
-LOADER_ONLY = ("batch_size", "cache", "num_workers", "num_val_identities")
 
 
 def _sha(t: torch.Tensor) -> str:
@@ -70,6 +68,16 @@ def world_key() -> str:
     for part in ("generator", "encoder", "identity"):
         h.update(weights_path(part).read_bytes())
     return h.hexdigest()[:16]
+
+
+def train_fingerprint(dm, configs: list[Path]) -> dict:
+    """What defines the training split's content: its dataset's ``cache_fingerprint()`` (the procedural world's
+    split settings and renderer hash) when it has one, else the data sections of the configs."""
+    source = getattr(dm, "source", dm)
+    fingerprint = getattr(getattr(source, "train_set", None), "cache_fingerprint", None)
+    if fingerprint is not None:
+        return fingerprint()
+    return {str(p): (yaml.safe_load(Path(p).read_text()) or {}).get("data") for p in configs}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -86,32 +94,41 @@ class Comparison:
         self.args, self.ratio, self.d = args, args.ratio, 65536 // args.ratio
         self.root = args.root / f"ratio{args.ratio}"
         self.world = frozen_world()
-        self.threshold = float(load_meta("identity")["far1_threshold"])
+        threshold = self.world.identity_threshold
+        if threshold is None:
+            raise CompareError("the frozen world has no identity threshold; make compare runs on the embedded world")
+        self.threshold = float(threshold)
         self.lpips = LpipsLocal(args.lpips_backbone) if args.lpips_backbone else None
-        configs = [args.config, *args.extra_config]
-        data = {}
-        for path in configs:
-            section = (yaml.safe_load(Path(path).read_text()) or {}).get("data") or {}
-            data.update(section.get("init_args") or {})
-            data["class_path"] = section.get("class_path", data.get("class_path"))
-        self.configs = configs
-        self.scenes, self.ids = self._test_split()
-        # what decides a result: the split's content (loader settings excluded), the frozen world, the ratio
-        self.common = {"ratio": self.ratio, "config": str(args.config),
-                       "split": {k: v for k, v in sorted(data.items()) if k not in LOADER_ONLY},
-                       "test_scenes": len(self.ids), "test_sha": _sha(self.scenes) + _sha(self.ids),
-                       "world": world_key(), "train_scenes": args.train_scenes}
+        self.configs = [args.config, *args.extra_config]
+        dm = build_datamodule(self.configs)  # dropped after use: a caching datamodule holds every rendered scene
+        self.scenes, self.ids = self._test_split(dm)
+        # what decides a result: the content of both splits, the frozen world, the ratio (not how data is loaded)
+        self.common = {"ratio": self.ratio, "world": world_key(), "test_scenes": len(self.ids),
+                       "test_sha": _sha(self.scenes) + _sha(self.ids), "train": train_fingerprint(dm, self.configs),
+                       "train_scenes": args.train_scenes}
         self.figure_index = torch.nonzero(first_of_each_identity(self.ids)).flatten()[:FIGURE_FACES]
 
     # -- data ---------------------------------------------------------------------------------------
-    def _test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
-        dm = build_datamodule(self.configs)  # dropped after use: a caching datamodule holds every rendered scene
+    def _test_split(self, dm) -> tuple[torch.Tensor, torch.Tensor]:
         dm.setup("test")
         scenes, ids = [], []
         for batch in tqdm(dm.test_dataloader(), desc="test scenes", leave=False, disable=not self.args.progress):
             scenes.append((batch["image"] * 255).round().to(torch.uint8))
             ids.append(torch.as_tensor(batch["identity"]))
         return torch.cat(scenes), torch.cat(ids)
+
+    def _training_batches(self, dm) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(scenes [B,3,S,S] in [0,1], identities [B])`` over the training split: from the shared scene cache
+        when the datamodule has one (``datamodules.CachedScenesDataModule``), else from its training loader."""
+        if hasattr(dm, "cache"):
+            cache = dm.cache("train")
+            for start in range(0, len(cache), 64):
+                b = cache.batch(torch.arange(start, min(start + 64, len(cache))), ["image", "identity"])
+                yield b["image"], b["identity"]
+        else:
+            dm.setup("fit")
+            for batch in dm.train_dataloader():
+                yield batch["image"], torch.as_tensor(batch["identity"])
 
     def training_data(self, methods: list[Baseline]) -> TrainingData:
         """The training split for ``methods`` (cached in ``train_cache.pt`` with the patterns' fingerprints)."""
@@ -126,22 +143,21 @@ class Comparison:
                 return TrainingData(blob["scenes64"], blob["identities"], blob["readings"], blob["latents"])
         patterns = {m.name: m.patterns() for m in methods if m.needs_readings}
         dm = build_datamodule(self.configs)
-        dm.setup("fit")
         scenes64, ids, lat, readings = [], [], [], {n: [] for n in patterns}
         limit = self.args.train_scenes or float("inf")
         seen = 0
         with torch.no_grad(), tqdm(desc="training scenes", unit="scene", leave=False,
                                    disable=not self.args.progress) as bar:
-            for batch in dm.train_dataloader():
-                x = batch["image"][: max(0, int(min(limit - seen, len(batch["image"]))))]
+            for images, identities in self._training_batches(dm):
+                x = images[: max(0, int(min(limit - seen, len(images))))]
                 if not len(x):
                     break
                 scenes64.append(F.interpolate(x, size=(64, 64), mode="area").half())
-                ids.append(torch.as_tensor(batch["identity"])[: len(x)])
+                ids.append(identities[: len(x)])
                 for name, p in patterns.items():
                     readings[name].append(measure(p, x))
                 if latents:
-                    lat.append(self.world.encoder(x * 2 - 1) + self.world.generator.w_avg)
+                    lat.append(self.world.invert(x * 2 - 1))
                 seen += len(x)
                 bar.update(len(x))
         del dm
@@ -221,6 +237,9 @@ def lsi_checkpoint(args: argparse.Namespace) -> LatentImagingModule:
         lsi(["fit", "-c", str(args.config), *[a for c in args.extra_config for a in ("-c", str(c))],
              "--model.init_args.ratio", str(args.ratio), "--trainer.default_root_dir", f"runs/ratio{args.ratio}"])
     module = load_lsi(str(ckpt))
+    if module.world.spec.resolved_generator_kind != "embedded":
+        raise CompareError(f"{ckpt} was trained on the {module.world.spec.resolved_generator_kind} world; make compare "
+                           "scores the embedded benchmark (the baselines, the references and LSI share one G)")
     if module.optical.num_readings != 65536 // args.ratio:
         raise CompareError(f"{ckpt} reads {module.optical.num_readings} numbers per scene but ratio {args.ratio} "
                            f"means {65536 // args.ratio}; pass the checkpoint trained at 1:{args.ratio}")
@@ -311,7 +330,7 @@ def run_references(cmp: Comparison) -> dict[str, dict]:
     g = w.generator
     recs: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "scene": lambda s: s,
-        "g_of_e": lambda s: g.synthesis(w.encoder(s * 2 - 1) + g.w_avg).clamp(-1, 1) * 0.5 + 0.5,
+        "g_of_e": lambda s: g.synthesis(w.invert(s * 2 - 1)).clamp(-1, 1) * 0.5 + 0.5,
         "w_avg": lambda s: (g.synthesis(g.w_avg.expand(len(s), g.num_ws, -1)).clamp(-1, 1) * 0.5 + 0.5),
         "gray_scene": lambda s: s.mean(1, keepdim=True),
         "thumb16_gray": lambda s: _thumbnail(s.mean(1, keepdim=True), 16),

@@ -61,13 +61,13 @@ def table_record(args, records: dict, references: dict, wall_seconds: float) -> 
             r = records[name]
             methods[name] = {**_clean(r["metrics"]), "readings_use": r.get("budget", {}).get("readings_use", ""),
                              "budget": r.get("budget", {}), "fit": r.get("fit", {})}
-    common = next(iter(records.values()))["settings"] if records else next(iter(references.values()))["settings"]
+    common = next(iter(references.values()))["settings"]
     return {"ratio": args.ratio, "measurements": 65536 // args.ratio, "methods": methods,
             "references": {k: _clean(v["metrics"]) for k, v in references.items()},
             "goal": goal(methods), "paper_table2": {k: dict(zip(("vggface", "dlib", "fid"), v))
                                                     for k, v in PAPER_TABLE2.items()},
-            "settings": {k: common[k] for k in ("config", "split", "world", "test_scenes", "train_scenes")
-                         if k in common},
+            "settings": {"config": str(getattr(args, "config", "")), **{k: common[k] for k in (
+                "world", "test_scenes", "train", "train_scenes") if k in common}},
             "wall_seconds_this_run": round(wall_seconds), "generated": datetime.now(timezone.utc).isoformat(
                 timespec="seconds")}
 
@@ -203,17 +203,18 @@ def write_outputs(root: Path, args, records: dict, references: dict, wall_second
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(table, indent=2, sort_keys=False))
     fig = save_figure(root, args.ratio, args.figures)
-    tables, figures = [], {}
-    for path in sorted(args.json.parent.glob("table2*.json")):
+    tables, figures = {args.ratio: table}, {}
+    for path in sorted(args.json.parent.glob("table2*.json")):  # the other ratios' tables beside this one
         t = json.loads(path.read_text())
-        if isinstance(t, dict) and "ratio" in t and "methods" in t:
-            tables.append(t)
-            candidate = args.figures / f"fig9_comparison_ratio{t['ratio']}.png"
-            if candidate.is_file():
-                figures[t["ratio"]] = candidate
+        if isinstance(t, dict) and "ratio" in t and "methods" in t and t["ratio"] != args.ratio:
+            tables[t["ratio"]] = t
+    for ratio in tables:
+        candidate = args.figures / f"fig9_comparison_ratio{ratio}.png"
+        if candidate.is_file():
+            figures[ratio] = candidate
     if fig is not None:
         figures[args.ratio] = fig
-    tables.sort(key=lambda t: (t["ratio"] != 256, t["ratio"]))
-    write_section(args.results, SECTION_TITLE, render_section(tables, figures, args.results,
+    ordered = sorted(tables.values(), key=lambda t: (t["ratio"] != 256, t["ratio"]))
+    write_section(args.results, SECTION_TITLE, render_section(ordered, figures, args.results,
                                                               existing_discussion(args.results)))
     return table

@@ -46,9 +46,9 @@ class GroupedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n, 1, out_features))
 
     def forward(self, x: Tensor) -> Tensor:
-        n, out = self.weight.shape[0], self.weight.shape[2]
-        y = torch.baddbmm(self.bias, x.reshape(n, -1, x.shape[-1]), self.weight)
-        return y.view(*x.shape[:-1], out)
+        n, k, out = self.weight.shape
+        y = torch.baddbmm(self.bias, x.reshape(n, -1, k), self.weight)  # [n, M, out]
+        return y if x.ndim == 3 else y.view(*x.shape[:-1], out)
 
 
 class GroupedTokenAttention(nn.Module):
@@ -61,17 +61,17 @@ class GroupedTokenAttention(nn.Module):
                 f"attention needs hidden divisible by tokens and hidden/tokens divisible by heads; got "
                 f"hidden={hidden}, tokens={tokens}, heads={heads}"
             )
-        self.tokens, self.heads, self.dim = tokens, heads, hidden // tokens
+        self.n, self.tokens, self.heads, self.dim = n, tokens, heads, hidden // tokens
         self.qkv = GroupedLinear(n, self.dim, 3 * self.dim)
         self.out = GroupedLinear(n, self.dim, self.dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        n, b, _ = x.shape
-        t, h, dh = self.tokens, self.heads, self.dim // self.heads
-        qkv = self.qkv(x.reshape(n, b * t, self.dim)).view(n * b, t, 3, h, dh).permute(2, 0, 3, 1, 4)
+        # shapes from the module's own sizes (the batch is -1): an exported graph needs no Shape/Gather plumbing
+        n, t, h, dh = self.n, self.tokens, self.heads, self.dim // self.heads
+        qkv = self.qkv(x.reshape(n, -1, self.dim)).view(-1, t, 3, h, dh).permute(2, 0, 3, 1, 4)
         z = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # [n*b, h, t, dh]
-        z = z.transpose(1, 2).reshape(n, b * t, self.dim)
-        return self.out(z).view(n, b, t * self.dim)
+        z = z.transpose(1, 2).reshape(n, -1, self.dim)
+        return self.out(z).view(n, -1, t * self.dim)
 
 
 class SpatialGatingMLP(nn.Module):
@@ -108,7 +108,7 @@ class _LevelGroup(nn.Module):
         dropout: float, heads: int, tokens: int,
     ) -> None:
         super().__init__()
-        self.n, self.residual = n, residual
+        self.n, self.residual, self.hidden = n, residual, hidden
         bound = 1 / math.sqrt(d_in)  # per-level stems stored side by side: one GEMM for the whole group
         self.stem_weight = nn.Parameter(torch.empty(d_in, n * hidden).uniform_(-bound, bound))
         self.stem_bias = nn.Parameter(torch.zeros(n * hidden))
@@ -121,13 +121,13 @@ class _LevelGroup(nn.Module):
 
     def forward(self, x: Tensor, feed: Tensor | None) -> Tensor:
         """``x``: ``[B, d_in]``; ``feed``: ``[B, hidden]`` or None -> ``[n, B, w_dim]``."""
-        xn = F.layer_norm(x, x.shape[-1:])
+        xn = F.layer_norm(x, (self.stem_weight.shape[0],))  # static shape: exportable
         h = F.silu(torch.addmm(self.stem_bias, xn, self.stem_weight))  # [B, n * hidden]
-        h = h.view(x.shape[0], self.n, -1).transpose(0, 1).contiguous()  # [n, B, hidden]
+        h = h.view(-1, self.n, self.hidden).transpose(0, 1).contiguous()  # [n, B, hidden]
         if feed is not None:
             h = h + feed
         for mix in self.mixers:
-            z = self.drop(F.silu(mix(F.layer_norm(h, h.shape[-1:]))))
+            z = self.drop(F.silu(mix(F.layer_norm(h, (self.hidden,)))))
             h = h + z if self.residual else z
         return self.head(h)
 

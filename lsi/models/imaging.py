@@ -25,7 +25,7 @@ import torch
 
 from lsi.eval.linear_readout import fit_ridge
 from lsi.models.checkpoints import loadable_checkpoint
-from lsi.models.digital_encoder import DigitalEncoder
+from lsi.models.ensemble import build_digital_encoder
 from lsi.models.imaging_eval import ImagingEvaluation
 from lsi.models.imaging_losses import ImagingLosses
 from lsi.models.optim import GroupwiseOptimizer
@@ -132,7 +132,7 @@ class LatentImagingModule(ImagingLosses, ImagingEvaluation, L.LightningModule):
             raise ValueError(f"mask_optimizer must be 'adam' or 'lion', got {mask_optimizer!r}")
         # Readings are tiny differences on a large mean: standardised with fixed statistics of training readings
         self.reading_norm = ReadingNormaliser(d_in, whiten=whiten_readings)
-        self.digital = DigitalEncoder(d_in=d_in, num_ws=g.num_ws, w_dim=g.w_dim, **(digital or {}))
+        self.digital = build_digital_encoder(d_in=d_in, num_ws=g.num_ws, w_dim=g.w_dim, **(digital or {}))
         self.schedule = TrainingSchedule(**schedule) if isinstance(schedule, dict) else schedule
         self.staged: StagedRecipe | None = None
         self.ridge_baseline: tuple[torch.Tensor, torch.Tensor] | None = None  # closed-form read-out (weight, bias)

@@ -18,13 +18,14 @@ PACKAGES = ("lsi", "datamodules", "hardware")
 RANKS = {
     "lsi": 0, "lsi.labels": 0, "lsi.images": 0, "lsi.physics": 0,
     "hardware": 1, "lsi.generator": 1,
-    "lsi.inversion": 2, "datamodules": 2,
+    "lsi.inversion": 2, "datamodules": 2, "lsi.runtime": 2,
     "lsi.identity": 3,
     "lsi.world": 4,
     "lsi.eval": 5, "lsi.report": 5,
     "lsi.models": 6,
-    "lsi.cli": 7,
-    "lsi.experiments": 8,
+    "lsi.deploy": 7,
+    "lsi.cli": 8,
+    "lsi.experiments": 9,
 }
 #: modules that belong to a room they do not sit in: ``python -m lsi`` is the ``lsi`` command.
 MEMBERS = {"lsi.__main__": "lsi.cli"}
@@ -127,3 +128,15 @@ def test_lsi_top_level_stays_small():
 def test_the_rule_itself(source, target, allowed):
     src, dst = room_of(source), room_of(target)
     assert (src == dst or RANKS[dst] < RANKS[src]) is allowed
+
+
+def test_the_runtime_imports_neither_torch_nor_lightning():
+    """`lsi infer` / `lsi plan` start fast: the runtime room and the `lsi` entry point import no torch, no Lightning
+    and no data modules (ONNX Runtime itself only when a model is opened)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lsi.cli.main, lsi.runtime.infer, lsi.runtime.plan; "
+            "print(sorted(m for m in ('torch', 'lightning', 'datamodules', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

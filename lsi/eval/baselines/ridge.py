@@ -1,14 +1,12 @@
 """LSI's own linear read-out (``lsi_ridge``): closed-form ridge regression from LSI's readings to E(I), then G.
 
 The simplest latent-space baseline: the *same* ``d`` masks as a trained LSI checkpoint (given as patterns), but a
-linear map instead of D_theta. Readings are standardised with the training split's mean and standard deviation,
-the latent target is E(I) flattened to ``num_ws * w_dim``; with ``X`` standardised and ``Y`` centred,
-
-    W = (X^T X + lam I)^-1 X^T Y,        latent = standardise(y) W + mean(Y)
-
-(the intercept is not penalised). ``lam`` is chosen from :data:`LAMBDAS` (times the number of training rows) by
-the latent MSE on a held-out fifth of the training identities, then the map is refitted on all of them. The
-reconstruction is ``G(latent)`` at 64 px, nearest-upsampled to the DMD grid.
+linear map instead of D_theta. Readings are standardised with the training split's mean and standard deviation
+(:func:`lsi.eval.linear_readout.reading_statistics`), the latent target is E(I) flattened to ``num_ws * w_dim``,
+and the map is the project's closed-form ridge (:func:`lsi.eval.linear_readout.fit_ridge`: minimises
+``||Y - X W - b||^2 + lam N ||W||^2``, intercept unpenalised). ``lam`` is chosen from :data:`LAMBDAS` by the latent
+MSE on a held-out fifth of the training identities, then the map is refitted on all of them. The reconstruction
+is ``G(standardise(y) W + b)`` at 64 px, nearest-upsampled to the DMD grid.
 """
 
 from __future__ import annotations
@@ -19,23 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from lsi.eval.baselines.interface import Baseline, BaselineError, TrainingData, upsample_nearest
+from lsi.eval.linear_readout import fit_ridge, reading_statistics
 
-__all__ = ["LAMBDAS", "LatentRidge", "ridge_fit"]
+__all__ = ["LAMBDAS", "LatentRidge"]
 
-LAMBDAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-
-
-def ridge_fit(x: Tensor, y: Tensor, lam: float) -> tuple[Tensor, Tensor]:
-    """Ridge with an unpenalised intercept on already standardised ``x [n, d]``: ``(W [d, L], b [L])``.
-
-    Solves ``min ||x W + b - y||^2 + lam ||W||^2`` in float64 (the normal equations of a ``d x d`` system).
-    """
-    x, y = x.double(), y.double()
-    xm, ym = x.mean(0), y.mean(0)
-    xc, yc = x - xm, y - ym
-    gram = xc.t() @ xc + lam * torch.eye(x.shape[1], dtype=x.dtype)
-    w = torch.linalg.solve(gram, xc.t() @ yc)
-    return w, ym - xm @ w
+#: ridge strengths tried, per training row (the convention of :func:`lsi.eval.linear_readout.fit_ridge`)
+LAMBDAS = (1e-6, 1e-5, 3e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 class LatentRidge(Baseline):
@@ -90,25 +77,27 @@ class LatentRidge(Baseline):
             raise BaselineError("lsi_ridge fits readings of LSI's masks to E(I): TrainingData needs "
                                 "readings['lsi_ridge'] and latents")
         x, y = data.readings[self.name].double(), data.latents.flatten(1).double()
-        mean, std = x.mean(0), x.std(0).clamp_min(1e-12)
-        xs = (x - mean) / std
+        mean, transform = reading_statistics(x)                               # diag(1 / std)
+        std = 1.0 / transform.diagonal().double()
+        xs = (x - mean.double()) / std
         ids = data.identities
         cut = torch.quantile(ids.double().unique(), 1 - self.holdout)
         train, held = ids.double() <= cut, ids.double() > cut                  # whole identities held out
         for lam in LAMBDAS:
-            w, b = ridge_fit(xs[train], y[train], lam * int(train.sum()))
-            self.selection[lam] = float((xs[held] @ w + b - y[held]).square().mean())
+            w, b = fit_ridge(xs[train], y[train], lam)                         # [L, d], [L]
+            self.selection[lam] = float((xs[held].float() @ w.t() + b - y[held].float()).square().mean())
         self.lam = min(self.selection, key=self.selection.get)
-        w, b = ridge_fit(xs, y, self.lam * len(xs))
-        self.mean.copy_(mean.float())
+        w, b = fit_ridge(xs, y, self.lam)
+        self.mean.copy_(mean)
         self.std.copy_(std.float())
-        self.weight.copy_(w.float())
-        self.bias.copy_(b.float())
+        self.weight.copy_(w.t())
+        self.bias.copy_(b)
         return {"lambda": self.lam, "holdout_latent_mse": self.selection, "train_rows": len(xs)}
 
     def budget(self) -> dict:
         return {"readings": self.d, "readings_use": f"the {self.d} masks of the LSI checkpoint",
-                "training": "closed-form ridge to E(I), lambda chosen on held-out training identities",
+                "training": "closed-form ridge (lsi.eval.linear_readout) to E(I), lambda chosen on held-out "
+                            "training identities",
                 "lambda": self.lam}
 
     def get_extra_state(self) -> dict:

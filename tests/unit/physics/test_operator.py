@@ -264,3 +264,52 @@ def test_uniform01_is_the_official_u01_start() -> None:
     assert torch.equal(m, mask_init.uniform01(4, 64, seed=1))
     enc = OpticalEncoder(ratio=4096, init="uniform01", seed=1)
     assert torch.equal(enc.masks.detach(), mask_init.uniform01(16, 256, seed=1))
+
+
+def test_identity_ste_passes_the_gradient_unchanged() -> None:
+    m = torch.tensor([-0.5, 0.2, 0.7, 1.5], requires_grad=True)
+    quantise_ste(m, 1, clip_gradient=False).sum().backward()
+    assert torch.equal(m.grad, torch.ones(4))
+    assert torch.equal(quantise_ste(m, 1, clip_gradient=False), quantise_ste(m, 1))
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8])
+def test_one_pass_levels_equal_the_reference_formula(bits: int) -> None:
+    m = torch.rand(5, 16, 16, generator=torch.Generator().manual_seed(bits)) * 1.4 - 0.2
+    n = 2**bits - 1
+    assert torch.equal(quantise_ste(m, bits), torch.round(m.clamp(0, 1) * n) / n)
+
+
+def test_pattern_cache_serves_frozen_or_eval_masks_and_follows_every_change(tmp_path) -> None:
+    enc = OpticalEncoder(ratio=64, grid=G, seed=1, complementary=True)
+
+    def fresh() -> torch.Tensor:
+        m = torch.round(enc.masks.detach().clamp(0, 1))
+        return torch.cat([m, 1 - m])
+
+    # learning masks under autograd: no cache, the gradient reaches the masks
+    assert enc.patterns() is not enc.patterns() and enc.patterns().requires_grad
+    with torch.no_grad():  # evaluation: quantised once, then served from the cache
+        first = enc.patterns()
+        assert enc.patterns() is first and torch.equal(first, fresh())
+    opt = torch.optim.SGD([enc.masks], lr=10.0)  # an optimiser step changes the masks in place
+    enc(torch.rand(2, 3, G, G))[:, : enc.d].sum().backward()  # (the complements' gradient would cancel it)
+    opt.step()
+    with torch.no_grad():
+        after_step = enc.patterns()
+    assert after_step is not first and torch.equal(after_step, fresh()) and not torch.equal(after_step, first)
+    enc.freeze()  # frozen: cached even with autograd on
+    assert enc.patterns() is enc.patterns() and not enc.patterns().requires_grad
+    assert torch.equal(enc.effective_masks(), fresh()[: enc.d])
+    other = OpticalEncoder(ratio=64, grid=G, seed=7, complementary=True)
+    enc.load_state_dict(other.state_dict())  # a checkpoint
+    assert torch.equal(enc.patterns(), fresh()) and torch.equal(enc.patterns(), other.patterns())
+    path = tmp_path / "masks.npy"
+    OpticalEncoder(ratio=64, grid=G, seed=9, init="random_binary").export_masks(path)
+    enc.load_masks_into(path)  # a mask file
+    assert torch.equal(enc.patterns(), fresh())
+    with torch.no_grad():
+        enc.masks.mul_(0).add_(1)  # any in-place edit
+    assert torch.equal(enc.patterns()[: enc.d], torch.ones(enc.d, G, G))
+    enc.double()  # dtype/device moves
+    assert enc.patterns().dtype == torch.float64 and torch.equal(enc.patterns(), fresh())

@@ -6,22 +6,30 @@ import pytest
 import torch
 
 from lsi.eval.baselines import BaselineError, LatentRidge, TrainingData
-from lsi.eval.baselines.ridge import ridge_fit
 from lsi.world.frozen import frozen_world
 
 
-def test_ridge_equals_the_augmented_least_squares_solution():
+def test_the_read_out_equals_the_augmented_least_squares_solution(tmp_path):
+    """The fitted map (readings standardised on the training split) is the least-squares solution of
+    ``[x 1; sqrt(lam N) I 0] [W; b] = [y; 0]``: ridge with an unpenalised intercept."""
+    gen = frozen_world().generator
+    n, d, latent = 120, 6, gen.num_ws * gen.w_dim
     g = torch.Generator().manual_seed(0)
-    x, y, lam = torch.randn(50, 6, generator=g, dtype=torch.float64), torch.randn(50, 3, generator=g,
-                                                                                  dtype=torch.float64), 2.5
-    w, b = ridge_fit(x, y, lam)
-    # reference: [x 1; sqrt(lam) I 0] [W; b] = [y; 0] (the intercept is not penalised)
-    a = torch.cat([torch.cat([x, torch.ones(50, 1, dtype=torch.float64)], 1),
-                   torch.cat([lam ** 0.5 * torch.eye(6, dtype=torch.float64), torch.zeros(6, 1, dtype=torch.float64)],
+    readings = 0.5 + 0.1 * torch.rand(n, d, generator=g, dtype=torch.float64)
+    latents = torch.randn(n, gen.num_ws, gen.w_dim, generator=g, dtype=torch.float64)
+    data = TrainingData(torch.zeros(n, 3, 64, 64, dtype=torch.float16), torch.arange(n) // 4,
+                        {"lsi_ridge": readings.float()}, latents.float())
+    ridge = LatentRidge(torch.rand(d, 16, 16), gen)
+    ridge.fit(data, tmp_path, progress=False)
+    x = readings.float().double()
+    xs = (x - x.mean(0)) / x.std(0)
+    lam = ridge.lam * n
+    a = torch.cat([torch.cat([xs, torch.ones(n, 1, dtype=torch.float64)], 1),
+                   torch.cat([lam ** 0.5 * torch.eye(d, dtype=torch.float64), torch.zeros(d, 1, dtype=torch.float64)],
                              1)])
-    target = torch.cat([y, torch.zeros(6, 3, dtype=torch.float64)])
-    ref = torch.linalg.lstsq(a, target).solution
-    assert torch.allclose(w, ref[:6], atol=1e-10) and torch.allclose(b, ref[6], atol=1e-10)
+    ref = torch.linalg.lstsq(a, torch.cat([latents.flatten(1), torch.zeros(d, latent, dtype=torch.float64)])).solution
+    assert torch.allclose(ridge.weight.double(), ref[:d], atol=1e-4)
+    assert torch.allclose(ridge.bias.double(), ref[d], atol=1e-4)
 
 
 def test_fit_recovers_a_linear_map_from_readings_to_latents(tmp_path):
