@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-gpu bench-faces bench-masks table hardware-e2e clean
+.PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-gpu bench-faces bench-masks table compare hardware-e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-masks: ## learned vs fixed 2-D Hadamard vs random masks at 1:512 and 1:409
 
 table: ## train + evaluate all eight ratios and every head -> docs/results.md Table 1 and figures (resumable)
 	$(BIN)/python -m lsi.experiments.table1
+
+compare: ## Table 2: LSI vs the baselines at equal measurements: make compare RATIO=256 -> docs/table2.json (resumable)
+	$(BIN)/python -m lsi.experiments.compare --ratio $(RATIO)
 
 hardware-e2e: ## simulated rig end to end: capture 200 scenes with runs/ratio512, test, fine-tune, test -> docs/hardware.md
 	$(BIN)/python -m lsi.experiments.hardware_e2e --run runs/ratio$(RATIO) --capture runs/capture$(RATIO)

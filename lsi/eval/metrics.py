@@ -14,7 +14,7 @@
   counting 0 (``average_over="all"``).
 * :class:`NME` — landmark error normalised by the ground-truth bounding-box diagonal, times alpha (Eq. 4).
 * :class:`FID` — torchmetrics' Fréchet Inception Distance with local Inception weights or a custom feature net.
-* :func:`psnr` — per-image peak signal-to-noise ratio (dB).
+* :func:`psnr` — per-image peak signal-to-noise ratio (dB); :func:`ssim` — per-image structural similarity.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
+from torchmetrics.functional.image import structural_similarity_index_measure
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from lsi.eval.face_recognition.fid_features import FeatureModule, resolve_inception_weights
@@ -40,6 +41,16 @@ def psnr(images: Tensor, reference: Tensor, data_range: float = 1.0) -> Tensor:
     ``data_range`` (2 for images in [-1, 1]); the MSE is clamped at 1e-10, so identical images give 100 dB."""
     mse = ((images - reference) / data_range).square().flatten(1).mean(1)
     return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+
+
+def ssim(images: Tensor, reference: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-image SSIM ``[B, C, H, W], [B, C, H, W] -> [B]`` (Gaussian window 11, sigma 1.5; torchmetrics' SSIM of
+    Wang et al. 2004, channels averaged); ``data_range`` is 1 for images in [0, 1], 2 for [-1, 1]."""
+    if images.shape != reference.shape or images.ndim != 4:
+        raise ValueError(f"ssim needs two [B,C,H,W] batches of one shape, got {tuple(images.shape)} and "
+                         f"{tuple(reference.shape)}")
+    return structural_similarity_index_measure(images.float(), reference.float(), data_range=data_range,
+                                               reduction="none")
 
 
 def pair_distance(a: Tensor, b: Tensor, distance: str = "cosine") -> Tensor:

@@ -4,6 +4,7 @@
 * :func:`save_attribute_bars` — Fig. 6: sigmoid of P_A's logits at (two) ratios, overlaid, against ground truth.
 * :func:`save_landmark_overlays` — Fig. 7: P_L's 68 points against the ground truth, per ratio.
 * :func:`save_segmentation_overlays` — Fig. 8: P_S's class map over the image, per ratio, and the ground truth.
+* :func:`save_method_rows` — Fig. 9: the same test faces (columns), one row per method (scene, G(E(I)) on top).
 * :func:`save_metric_curves` — Table 1 as curves: each metric against the ratio, ours next to the paper's.
 
 Images are ``[N,3,H,W]`` float in [0,1]; landmarks ``[N,68,2]`` as (x, y) in [0,1] (pixel centre / size);
@@ -22,7 +23,7 @@ import torch
 
 from lsi.labels import SEGMENTATION_PALETTE
 
-__all__ = ["save_reconstruction_figure", "save_attribute_bars", "save_landmark_overlays",
+__all__ = ["save_reconstruction_figure", "save_method_rows", "save_attribute_bars", "save_landmark_overlays",
            "save_segmentation_overlays", "save_metric_curves", "segmentation_palette", "ratio_label"]
 
 def ratio_label(key: int | str) -> str:
@@ -96,6 +97,25 @@ def save_reconstruction_figure(originals: torch.Tensor, reconstructions: Mapping
         axes[0, c].set_title(label, fontsize=9)
         for r in range(n):
             axes[r, c].imshow(imgs[r], interpolation="nearest")
+    return _save(fig, path, dpi)
+
+
+def save_method_rows(rows: Mapping[str, torch.Tensor], path: str | os.PathLike,
+                     title: str | None = "Reconstructions of the same test faces", dpi: int = 100) -> Path:
+    """Fig. 9: one row per entry of ``rows`` (label -> ``[N, 1|3, H, W]`` in [0, 1], gray shown as gray), the same
+    ``N`` faces in every row, labels on the left."""
+    if not rows:
+        raise ValueError("rows must map at least one label to a batch of images")
+    arrays = [(label, _images(t, f"rows[{label!r}]")) for label, t in rows.items()]
+    n = arrays[0][1].shape[0]
+    bad = [label for label, a in arrays if a.shape[0] != n]
+    if bad:
+        raise ValueError(f"every row must show the same {n} faces; rows {bad} have another count")
+    fig, axes = _axes(len(arrays), n, 1.1, title)
+    for r, (label, imgs) in enumerate(arrays):
+        axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+        for c in range(n):
+            axes[r, c].imshow(imgs[c], interpolation="nearest")
     return _save(fig, path, dpi)
 
 

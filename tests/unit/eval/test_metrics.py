@@ -325,3 +325,16 @@ def test_impostor_distances_pairs_of_different_people():
     same_person = impostor_distances(emb, torch.tensor([7, 7, 8]))  # pair (0, 1) is genuine: left out
     assert same_person.tolist() == pytest.approx([1.0, 1 - math.cos(math.pi / 2 - 0.1)])
     assert len(impostor_distances(emb, torch.tensor([7, -1, 8]))) == 1  # unknown identities left out
+
+
+def test_ssim_is_one_for_identical_images_and_lower_with_noise():
+    from lsi.eval.metrics import ssim
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=g)
+    assert torch.allclose(ssim(x, x), torch.ones(2), atol=1e-5)
+    noisy = (x + 0.2 * torch.randn(2, 3, 32, 32, generator=g)).clamp(0, 1)
+    s = ssim(noisy, x)
+    assert s.shape == (2,) and bool((s < 0.9).all())
+    with pytest.raises(ValueError, match="one shape"):
+        ssim(x, x[:1])

@@ -88,3 +88,14 @@ def test_metric_curves_draw_each_panel_and_reject_empty(tmp_path):
     assert two.shape[1] > one.shape[1] and two.std() > 0
     with pytest.raises(ValueError, match="at least one series"):
         F.save_metric_curves({"NME": {}}, tmp_path / "x.png")
+
+
+def test_method_rows_figure_has_one_row_per_method(tmp_path):
+    images, _, _ = _data()
+    gray = images.mean(1, keepdim=True)
+    two = _png(F.save_method_rows({"scene": images, "hadamard": gray}, tmp_path / "a.png"))
+    four = _png(F.save_method_rows({"scene": images, "G(E(I))": images, "lsi": images, "dgi": gray},
+                                   tmp_path / "b.png"))
+    assert four.shape[0] > two.shape[0]
+    with pytest.raises(ValueError, match="same 2 faces"):
+        F.save_method_rows({"scene": images, "lsi": images[:1]}, tmp_path / "c.png")
