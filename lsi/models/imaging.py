@@ -210,7 +210,7 @@ class LatentImagingModule(ImagingLosses, ImagingEvaluation, L.LightningModule):
             self.staged = StagedRecipe(self.schedule)
             self.staged.start(self, self.trainer)
         elif self.trainer.global_step == 0:
-            # also when fine-tuning from init_from: measured readings get their own statistics (a calibration)
+            # also when fine-tuning from init_from: measured readings get their own mean (a calibration)
             self._norm_reference = self._collect_reference(self.hparams.normaliser_batches)
             self._fit_normaliser()
 
@@ -237,7 +237,9 @@ class LatentImagingModule(ImagingLosses, ImagingEvaluation, L.LightningModule):
         else:
             readings = torch.cat([self.optical.A(ref["scenes"][i:i + 64].to(self.device).float() / 255)
                                   for i in range(0, len(ref["scenes"]), 64)])
-        if len(readings) >= 2:
+        if self.hparams.init_from and bool(self.reading_norm.fitted):
+            self.reading_norm.recentre(readings)  # fine-tuning: keep the transform D_theta was trained on
+        elif len(readings) >= 2:
             self.reading_norm.fit(readings)
 
     def on_train_end(self) -> None:

@@ -49,6 +49,21 @@ class ReadingNormaliser(nn.Module):
         self.transform.copy_(transform)
         self.fitted.fill_(True)
 
+    @torch.no_grad()
+    def recentre(self, readings: Tensor) -> None:
+        """Calibrate a fitted normaliser to another domain (a rig's measured readings ``[N, d]``, N >= 1): only the
+        mean moves, the transform stays. D_theta was trained on this transform's output; refitting the transform
+        from a small capture (a whitening of d = 128 from ~140 readings, or a standardisation replacing a
+        whitening) feeds it another input space (measured: 44.7% instead of 57.9% identity match after a
+        fine-tune on the simulated rig)."""
+        if not bool(self.fitted):
+            raise ValueError("recentre needs a fitted normaliser; fit it on training readings first")
+        if readings.ndim != 2 or readings.shape[1] != self.d or len(readings) < 1:
+            raise ValueError(f"readings must be [N, {self.d}] with N >= 1, got {tuple(readings.shape)}")
+        if not torch.isfinite(readings).all():
+            raise ValueError("cannot recentre the reading normaliser: the readings hold NaN or inf")
+        self.mean.copy_(readings.mean(0).to(self.mean))
+
     def forward(self, y: Tensor) -> Tensor:
         if y.ndim != 2 or y.shape[1] != self.d:
             raise ValueError(f"readings must be [B, {self.d}], got {tuple(y.shape)}")

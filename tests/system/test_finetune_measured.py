@@ -101,8 +101,10 @@ def test_finetuning_keeps_masks_and_changes_dtheta(run):
     assert digital and any(not torch.equal(before[k], after[k]) for k in digital)
     hp = torch.load(run["tuned"] / "lsi.ckpt", map_location="cpu", weights_only=True)["hyper_parameters"]
     assert hp["freeze_masks"] is True and hp["init_from"] == str(run["lsi"] / "lsi.ckpt")
-    # the reading normaliser saw the measured readings during fine-tuning
+    # the reading normaliser saw the measured readings during fine-tuning: their mean is its new centre, and its
+    # transform is the one D_theta was trained on (refitting it from a small capture fed D_theta another space)
     assert not torch.equal(before["reading_norm.mean"], after["reading_norm.mean"])
+    assert torch.equal(before["reading_norm.transform"], after["reading_norm.transform"])
 
 
 def _test_on_store(run, weights, *extra: str, root: Path) -> dict[str, float]:

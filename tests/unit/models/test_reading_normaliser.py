@@ -44,3 +44,19 @@ def test_checkpoints_with_the_old_batchnorm_load():
     y = torch.tensor([[0.5, 1.4, 0.8]])
     bn.eval()
     assert torch.allclose(norm(y), bn(y), atol=1e-6) and bool(norm.fitted)
+
+
+def test_recentre_moves_only_the_mean():
+    g = torch.Generator().manual_seed(1)
+    norm = ReadingNormaliser(6, whiten=True)
+    with pytest.raises(ValueError, match="fitted"):
+        norm.recentre(torch.rand(4, 6, generator=g))
+    norm.fit(torch.rand(500, 6, generator=g))
+    transform = norm.transform.clone()
+    measured = 0.3 + torch.rand(20, 6, generator=g)
+    norm.recentre(measured)
+    assert torch.equal(norm.transform, transform)
+    assert torch.allclose(norm.mean, measured.mean(0)) and torch.allclose(norm(measured).mean(0), torch.zeros(6),
+                                                                          atol=1e-5)
+    with pytest.raises(ValueError, match="NaN"):
+        norm.recentre(torch.full((2, 6), float("nan")))
