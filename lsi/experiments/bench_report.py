@@ -62,7 +62,8 @@ def _goals(r: dict[str, Any]) -> list[str]:
     rows.append(f"| training step of `make train RATIO=512` | 732 CPU-ms (per-batch recipe) | ≤ 400 CPU-ms, equal "
                 f"quality | staged joint step {joint:.0f} CPU-ms (before this work {before:.0f}), readout "
                 f"{tr['readout']['step [cpu]']:.0f} CPU-ms | {_verdict(joint, 400, False)} | fused Adam, one-pass "
-                "quantiser, identity STE; allocator settings and bf16 autocast for G + identity measured, not adopted |")
+                "quantiser, identity STE; allocator settings and bf16 autocast for G + identity measured, "
+                "not adopted |")
     return rows
 
 
