@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lsi.report.figures import save_method_rows
-from lsi.report.markdown import section_text, write_section
+from lsi.report.markdown import kept_subsection, write_section
 
 SECTION_TITLE = "## Table 2: LSI against image-reconstruction baselines (`make compare`)"
 DISCUSSION_TITLE = "### Discussion"
@@ -189,14 +189,6 @@ def render_section(tables: list[dict], figures: dict[int, Path], results: Path, 
     return "\n".join(parts)
 
 
-def existing_discussion(results: Path) -> str:
-    if not results.is_file():
-        return ""
-    text = section_text(results.read_text(), SECTION_TITLE) or ""
-    at = text.find(DISCUSSION_TITLE)
-    return text[at:] if at >= 0 else ""
-
-
 def write_outputs(root: Path, args, records: dict, references: dict, wall_seconds: float) -> dict:
     """Write this ratio's JSON and figure, then rewrite the Table 2 section from every ratio's JSON."""
     table = table_record(args, records, references, wall_seconds)
@@ -216,5 +208,5 @@ def write_outputs(root: Path, args, records: dict, references: dict, wall_second
         figures[args.ratio] = fig
     ordered = sorted(tables.values(), key=lambda t: (t["ratio"] != 256, t["ratio"]))
     write_section(args.results, SECTION_TITLE, render_section(ordered, figures, args.results,
-                                                              existing_discussion(args.results)))
+                                                              kept_subsection(args.results, SECTION_TITLE, DISCUSSION_TITLE)))
     return table

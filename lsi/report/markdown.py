@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MarkdownSectionError", "find_section", "replace_section", "section_text", "write_section"]
+__all__ = ["MarkdownSectionError", "find_section", "kept_subsection", "replace_section", "section_text", "write_section"]
 
 _MISSING = ("append", "first", "error")
 
@@ -49,6 +49,17 @@ def section_text(text: str, title: str) -> str | None:
     """The whole section headed ``title`` (heading included), or None when absent."""
     span = find_section(text, title)
     return None if span is None else text[span[0]:span[1]]
+
+
+def kept_subsection(path: str | Path, title: str, sub_title: str = "### Discussion") -> str:
+    """The hand-written tail of a generated section: from ``sub_title`` to the section's end ("" when absent).
+    Generators append it to the body they write, so a rerun keeps the words written under its numbers."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    text = section_text(path.read_text(), title) or ""
+    at = text.find(sub_title)
+    return text[at:].strip() if at >= 0 else ""
 
 
 def replace_section(text: str, title: str, body: str, missing: str = "append") -> str:

@@ -32,3 +32,16 @@ def test_mask_bench_runs_and_resumes(tmp_path):
 def test_margin_of_a_rate():
     assert mask_bench.margin95(0.5, 400) == pytest.approx(0.049, abs=1e-3)
     assert mask_bench.margin95(0.85, 400) == pytest.approx(0.035, abs=1e-3)
+
+
+def test_rewritten_section_keeps_its_discussion(tmp_path):
+    from lsi.experiments.mask_bench import SECTION_TITLE, write_results
+
+    path = tmp_path / "results.md"
+    row = {"variant": "2-D Hadamard (fixed)", "ratio": 512, "learned": False, "steps": 10, "train_seconds": 60.0,
+           "test/id_match": 0.5, "test/identification": 0.25, "test/lat": 0.1, "test/psnr": 20.0}
+    write_results([row], path)
+    path.write_text(path.read_text() + "\n### Discussion\n\nwhy it is so\n")
+    write_results([{**row, "test/id_match": 0.75}], path)
+    text = path.read_text()
+    assert "75.0%" in text and "50.0%" not in text and text.count("why it is so") == 1

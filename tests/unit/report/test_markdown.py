@@ -48,3 +48,13 @@ def test_write_section_creates_the_document(tmp_path):
     assert path.read_text() == "# Results\n\n## Mask learning\n\n| a |\n"
     write_section(path, "## Mask learning", "| b |")
     assert path.read_text() == "# Results\n\n## Mask learning\n\n| b |\n"
+
+
+def test_kept_subsection_is_the_hand_written_tail(tmp_path):
+    from lsi.report.markdown import kept_subsection
+
+    path = tmp_path / "results.md"
+    assert kept_subsection(path, "## A") == ""  # no file yet
+    path.write_text("# R\n\n## A\n\n| n |\n\n### Discussion\n\nwords\n\n## B\n\nother\n")
+    assert kept_subsection(path, "## A") == "### Discussion\n\nwords"
+    assert kept_subsection(path, "## B") == ""
