@@ -207,6 +207,6 @@ def write_outputs(root: Path, args, records: dict, references: dict, wall_second
     if fig is not None:
         figures[args.ratio] = fig
     ordered = sorted(tables.values(), key=lambda t: (t["ratio"] != 256, t["ratio"]))
-    write_section(args.results, SECTION_TITLE, render_section(ordered, figures, args.results,
-                                                              kept_subsection(args.results, SECTION_TITLE, DISCUSSION_TITLE)))
+    discussion = kept_subsection(args.results, SECTION_TITLE, DISCUSSION_TITLE)
+    write_section(args.results, SECTION_TITLE, render_section(ordered, figures, args.results, discussion))
     return table

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MarkdownSectionError", "find_section", "kept_subsection", "replace_section", "section_text", "write_section"]
+__all__ = ["MarkdownSectionError", "find_section", "kept_subsection", "replace_section", "section_text",
+           "write_section"]
 
 _MISSING = ("append", "first", "error")
 

@@ -35,7 +35,7 @@ def test_margin_of_a_rate():
 
 
 def test_rewritten_section_keeps_its_discussion(tmp_path):
-    from lsi.experiments.mask_bench import SECTION_TITLE, write_results
+    from lsi.experiments.mask_bench import write_results
 
     path = tmp_path / "results.md"
     row = {"variant": "2-D Hadamard (fixed)", "ratio": 512, "learned": False, "steps": 10, "train_seconds": 60.0,
