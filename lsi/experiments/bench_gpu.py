@@ -41,6 +41,21 @@ def _time(step: Any, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def _time_training(loss_fn, opt, bf16: bool, steps: int) -> tuple[float, float]:
+    """Seconds per optimiser step of ``loss_fn`` (under bf16 autocast when asked) and the peak GiB allocated."""
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    torch.cuda.reset_peak_memory_stats()
+    sec = _time(step, steps)
+    return sec, torch.cuda.max_memory_allocated() / 2**30
+
+
 def image_step(bf16: bool, steps: int, batch: int = 32) -> dict[str, float]:
     dev = torch.device("cuda")
     module = build_module().to(dev).train()
@@ -52,18 +67,13 @@ def image_step(bf16: bool, steps: int, batch: int = 32) -> dict[str, float]:
     target = module.w_avg + torch.randn(batch, g.num_ws, g.w_dim, device=dev) * 0.3
     opt = module.configure_optimizers()["optimizer"]
 
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            ws = module.encode_readings(module.optical.forward_detector_image(images))
-            losses = module.image_losses(ws, scene)
-            loss = F.l1_loss(ws.float(), target) + losses["pix"].float() + 0.5 * losses["id"].float()
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    def loss() -> torch.Tensor:
+        ws = module.encode_readings(module.optical.forward_detector_image(images))
+        losses = module.image_losses(ws, scene)
+        return F.l1_loss(ws.float(), target) + losses["pix"].float() + 0.5 * losses["id"].float()
 
-    torch.cuda.reset_peak_memory_stats()
-    sec = _time(step, steps)
-    return {"imgs_per_s": batch / sec, "ms": sec * 1e3, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    sec, peak = _time_training(loss, opt, bf16, steps)
+    return {"imgs_per_s": batch / sec, "ms": sec * 1e3, "peak_gib": peak}
 
 
 def paper_step(bf16: bool, steps: int, batch: int = 256, d: int = 128) -> dict[str, float]:
@@ -72,16 +82,8 @@ def paper_step(bf16: bool, steps: int, batch: int = 256, d: int = 128) -> dict[s
     opt = torch.optim.Adam(enc.parameters(), lr=1e-4, fused=True)
     y, target = torch.rand(batch, d, device=dev), torch.randn(batch, 18, 512, device=dev) * 0.1
 
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.l1_loss(enc(y).float(), target)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    torch.cuda.reset_peak_memory_stats()
-    sec = _time(step, steps)
-    return {"latents_per_s": batch / sec, "ms": sec * 1e3, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    sec, peak = _time_training(lambda: F.l1_loss(enc(y).float(), target), opt, bf16, steps)
+    return {"latents_per_s": batch / sec, "ms": sec * 1e3, "peak_gib": peak}
 
 
 def main(argv: list[str] | None = None) -> int:
