@@ -21,6 +21,7 @@ At ratio N every method reads ``d = 65536 / N`` numbers per scene. In ``<root>/r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -42,6 +43,7 @@ from lsi.experiments.compare_report import REFERENCES, write_outputs
 from lsi.experiments.table1 import build_datamodule
 from lsi.models.imaging import LatentImagingModule, load_lsi
 from lsi.physics.operator import measure
+from lsi.report.records import write_json
 from lsi.world.embedded import weights_path
 from lsi.world.frozen import frozen_world
 from lsi.world.perceptual import LpipsLocal
@@ -78,13 +80,6 @@ def train_fingerprint(dm, configs: list[Path]) -> dict:
     if fingerprint is not None:
         return fingerprint()
     return {str(p): (yaml.safe_load(Path(p).read_text()) or {}).get("data") for p in configs}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
 
 
 class Comparison:
@@ -205,7 +200,7 @@ class Comparison:
     def finish(self, folder: str, settings: dict, metrics: dict, faces: torch.Tensor, **extra) -> dict:
         record = {"name": folder, "settings": settings, "metrics": metrics, **extra,
                   "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        _write_json(self.root / folder / "result.json", record)
+        write_json(self.root / folder / "result.json", record)
         torch.save(faces, self.root / folder / "faces.pt")
         return record
 
@@ -247,11 +242,9 @@ def lsi_checkpoint(args: argparse.Namespace) -> LatentImagingModule:
 
 
 def budgets(args: argparse.Namespace) -> dict[str, TrainBudget]:
-    out = {}
-    for key, b in BUDGETS.items():
-        out[key] = TrainBudget(steps=args.train_steps or b.steps, batch_size=b.batch_size, lr=b.lr,
-                               max_minutes=args.train_minutes or b.max_minutes, seed=b.seed, save_every=b.save_every)
-    return out
+    """:data:`BUDGETS` with ``--train-steps`` / ``--train-minutes`` applied."""
+    return {key: dataclasses.replace(b, steps=args.train_steps or b.steps,
+                                     max_minutes=args.train_minutes or b.max_minutes) for key, b in BUDGETS.items()}
 
 
 def make_method(name: str, cmp: Comparison, module: LatentImagingModule | None) -> tuple[Baseline, dict]:
@@ -266,8 +259,8 @@ def make_method(name: str, cmp: Comparison, module: LatentImagingModule | None) 
         settings["lsi"] = module.encoder_fingerprint()
         return build_baseline(name, cmp.ratio, generator=g, lsi_patterns=module.optical.patterns().detach()), \
             settings
-    budget = budgets(args)["unfolding" if name.startswith("unfolding") else "fsi_dl"]
-    if name in ("fsi_dl",) or name.startswith("unfolding"):
+    if name == "fsi_dl" or name.startswith("unfolding"):
+        budget = budgets(args)["unfolding" if name.startswith("unfolding") else "fsi_dl"]
         settings["budget"] = budget.to_dict()
         return build_baseline(name, cmp.ratio, budget=budget), settings
     return build_baseline(name, cmp.ratio), settings

@@ -49,6 +49,7 @@ from lsi.models.heads import load_heads
 from lsi.models.imaging import load_lsi
 from lsi.report import figures as paper_figures
 from lsi.report.figures import save_metric_curves
+from lsi.report.records import write_json
 
 __all__ = ["DISCUSSION_PLACEHOLDER", "FIGURES", "SECTION_TITLE", "TableSettingsError", "build_datamodule", "main",
            "metric_panels", "parse_args", "pick", "run_ratio", "scaled_schedule"]
@@ -96,12 +97,6 @@ def vggface_status(path: str | None) -> tuple[str | None, str]:
 
 # -------------------------------------------------------------------------------------------------------------
 # one ratio
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
-
 
 def merged_config(config_paths: list[Path]) -> dict:
     """The ``trainer`` and ``model.init_args`` of the YAML configs, later files overriding earlier ones."""
@@ -178,7 +173,7 @@ def run_ratio(ratio: int, args: argparse.Namespace, settings: dict, quiet: list[
         "lsi_train_seconds": fit.get("train_seconds"), "seconds": round(time.time() - t0, 1),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_json(done, record)
+    write_json(done, record)
     return record
 
 
@@ -335,7 +330,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     wall = time.time() - t0
     clean = [{k: v for k, v in r.items() if k != "skipped"} for r in records]
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(args.json, {"settings": settings, "ratios": clean, "constant_predictor": floor})
+    write_json(args.json, {"settings": settings, "ratios": clean, "constant_predictor": floor})
     reasons = {"dlib": dlib_reason, "vggface": vgg_reason}
     write_results(args.results, lambda discussion: render_section(clean, settings, reasons, figures, args.results,
                                                                   wall, discussion, floor))

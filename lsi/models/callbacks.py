@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lsi.eval.reconstruction import ReconstructionMetrics
 from lsi.models.imaging import LatentImagingModule
 from lsi.report.mask_figures import save_mask_grid
+from lsi.report.records import write_json
 
 #: Prefix of the reconstruction metrics logged during ``lsi test``.
 RECONSTRUCTION_PREFIX = "test/reconstruction/"
@@ -66,10 +67,7 @@ def merge_json(path: str | Path, updates: dict) -> dict:
         if not isinstance(data, dict):
             raise ValueError(f"{path} holds a JSON {type(data).__name__}, expected an object; delete it")
     data.update(_finite_or_none(updates))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
-    tmp.replace(path)
+    write_json(path, data, allow_nan=False)
     return data
 
 
@@ -174,7 +172,7 @@ class RunArtifacts(FinalCheckpoint, TestMetricsWriter):
             rank_zero_warn(f"training was cut short by {reason}: {trainer.global_step} of {planned} steps done; "
                            f"the results in {out} are those of an unfinished run")
         # a new training makes any earlier "test" section stale: start the file afresh
-        (out / "metrics.json").write_text(json.dumps(report, indent=2, sort_keys=True))
+        write_json(out / "metrics.json", report)
 
 
 def find_lsi(module: L.LightningModule) -> LatentImagingModule:
