@@ -283,7 +283,7 @@ class OpticalEncoder(nn.Module):
         if self.training and self.input_dropout > 0:
             keep = torch.ones_like(x[:, :1])
             x = x * F.dropout(keep, self.input_dropout, training=True)
-        return self._detect(self.A(x), add_noise, generator)
+        return self.detect(self.A(x), add_noise, generator)
 
     def forward_detector_image(self, image: Tensor, add_noise: bool = True,
                                generator: torch.Generator | None = None) -> Tensor:
@@ -293,10 +293,11 @@ class OpticalEncoder(nn.Module):
             raise ValueError(f"detector images must be [B, {self.grid * self.grid}], got {tuple(image.shape)}")
         if self.training and self.input_dropout > 0:
             image = image * F.dropout(torch.ones_like(image), self.input_dropout, training=True)
-        return self._detect(measure_detector_image(self.patterns(), image), add_noise, generator)
+        return self.detect(measure_detector_image(self.patterns(), image), add_noise, generator)
 
-    def _detect(self, y: Tensor, add_noise: bool, generator: torch.Generator | None) -> Tensor:
-        """Detector noise, then reading dropout (train), on noiseless readings ``y [B, num_readings]``."""
+    def detect(self, y: Tensor, add_noise: bool = True, generator: torch.Generator | None = None) -> Tensor:
+        """Detector noise, then reading dropout (train), on noiseless readings ``y [B, num_readings]`` (what
+        :meth:`forward` does after :meth:`A`; a training loop that caches noiseless readings calls it per step)."""
         if add_noise and self.noise is not None:
             y = self.noise.apply(y, generator=generator)
         if self.training and self.mask_dropout > 0:

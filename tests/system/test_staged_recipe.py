@@ -104,6 +104,40 @@ def test_time_guard_says_it_cut_the_run_short(staged, tmp_path, capsys):
     assert "time guard" in report["cut_short_reason"]
 
 
+def test_a_noise_model_reaches_every_phase(staged, tmp_path, monkeypatch):
+    """Physics-aware training: with ``noise`` set, D_theta sees noisy readings in the readout and image phases
+    too (fresh noise per step) and the whitening is fitted on noisy readings. The defect: only the joint phase
+    was noisy, so a rig-bound model whitened and trained on noiseless readings (docs/hardware.md)."""
+    from lsi.models.reading_normaliser import ReadingNormaliser
+    from lsi.physics.operator import OpticalEncoder
+
+    fits, draws = [], []
+    fit, detect = ReadingNormaliser.fit, OpticalEncoder.detect
+
+    def spy_fit(self, readings, whiten=None):
+        fits.append(readings.detach().clone())
+        return fit(self, readings, whiten)
+
+    def spy_detect(self, y, add_noise=True, generator=None):
+        out = detect(self, y, add_noise, generator)
+        if self.training:  # the training steps' draws (validation and test add noise as well)
+            draws.append((out - y).detach().clone())
+        return out
+
+    monkeypatch.setattr(ReadingNormaliser, "fit", spy_fit)
+    monkeypatch.setattr(OpticalEncoder, "detect", spy_detect)
+    sigma = 0.05
+    module = _fit(tmp_path, staged["cache"], "--model.init_args.noise", f"{{read_noise: {sigma}}}").model
+    assert len(draws) == 6  # each of the 6 training steps (2 joint, 2 readout, 2 image) adds detector noise
+    for noise in draws:
+        assert 0.5 * sigma < float(noise.std()) < 1.5 * sigma
+    assert not torch.equal(draws[-1], draws[-2])  # a fresh draw each step
+    noiseless = module.staged.measure(module)  # the masks are frozen after the joint phase
+    readout_fit = fits[-1]  # the readout phase's whitening, the last fit of the run
+    assert readout_fit.shape == noiseless.shape
+    assert 0.5 * sigma < float((readout_fit - noiseless).std()) < 1.5 * sigma
+
+
 def test_max_steps_must_match_the_schedule(staged, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         entry(["fit", "-c", CONFIG, "--data.init_args.cache_dir", str(staged["cache"]),
