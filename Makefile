@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint format test test-full train pretrain-embedded eval-embedded bench bench-gpu bench-faces bench-masks table compare hardware-e2e clean
+.PHONY: help setup lint format test test-full train train-rig pretrain-embedded eval-embedded bench bench-gpu bench-faces bench-masks table compare hardware-e2e clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -66,8 +66,15 @@ table: ## train + evaluate all eight ratios and every head -> docs/results.md Ta
 compare: ## Table 2: LSI vs the baselines at equal measurements: make compare RATIO=256 -> docs/table2.json (resumable)
 	$(BIN)/python -m lsi.experiments.compare --ratio $(RATIO)
 
-hardware-e2e: ## simulated rig end to end: capture 200 scenes with runs/ratio512, test, fine-tune, test -> docs/hardware.md
-	$(BIN)/python -m lsi.experiments.hardware_e2e --run runs/ratio$(RATIO) --capture runs/capture$(RATIO)
+train-rig: ## physics-aware training for a rig (the rig's detector noise in every phase): make train-rig RATIO=512 -> runs/rig512/
+	@$(BIN)/python -m lsi.cli.check_ratio "$(RATIO)"
+	$(BIN)/lsi fit -c configs/train_embedded.yaml -c configs/rig_noise.yaml --model.init_args.ratio $(RATIO) \
+	  --trainer.default_root_dir runs/rig$(RATIO)
+	$(BIN)/lsi test -c configs/train_embedded.yaml -c configs/rig_noise.yaml --model.init_args.ratio $(RATIO) \
+	  --trainer.default_root_dir runs/rig$(RATIO) --ckpt_path runs/rig$(RATIO)/lsi.ckpt
+
+hardware-e2e: ## simulated rig end to end with runs/rig512 (make train-rig): capture 200 scenes, test, fine-tune, test -> docs/hardware.md
+	$(BIN)/python -m lsi.experiments.hardware_e2e --run runs/rig$(RATIO) --capture runs/capture-rig$(RATIO)
 
 clean: ## remove runs and caches (keeps .venv and shipped weights)
 	rm -rf runs lightning_logs .pytest_cache

@@ -1,9 +1,9 @@
 """End to end on the simulated rig: capture, test, fine-tune on the measured readings, test again.
 
-Given a trained run (``make train RATIO=512`` -> ``runs/ratio512/{lsi.ckpt,masks.npy}``):
+Given a trained run (``make train-rig RATIO=512`` -> ``runs/rig512/{lsi.ckpt,masks.npy}``; any run works):
 
-1. ``lsi-capture --simulate --dataset embedded --count 200 --display sim --out runs/capture512`` (resumed when the
-   store exists; every scene a different test-split identity: ``--identities 200 --images-per-identity 1``);
+1. ``lsi-capture --simulate --dataset embedded --count 200 --display sim --out runs/capture-rig512`` (resumed when
+   the store exists; every scene a different test-split identity: ``--identities 200 --images-per-identity 1``);
 2. ``lsi test -c configs/test_measured.yaml`` of the trained encoder on the store's test split (no fine-tuning)
    -> ``<finetune>/before/metrics.json``; and, as the reference, on the same scenes measured by the model's own
    simulated O (``--data.init_args.with_readings false``) -> ``<finetune>/simulated/metrics.json``;
@@ -17,7 +17,7 @@ The model settings (ratio, bits, complementary, D_theta's ``digital``, weights_d
 checkpoint, so any ratio works. ``--lsi-arg`` / ``--fit-arg`` / ``--capture-arg`` pass extra options through
 (use the ``--lsi-arg=--trainer.accelerator=cpu`` form).
 
-    python -m lsi.experiments.hardware_e2e [--run runs/ratio512] [--capture runs/capture512] [--count 200]
+    python -m lsi.experiments.hardware_e2e [--run runs/rig512] [--capture runs/capture-rig512] [--count 200]
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ FINETUNE_CONFIG = ROOT / "configs" / "finetune_measured.yaml"
 TEST_CONFIG = ROOT / "configs" / "test_measured.yaml"
 DOC = ROOT / "docs" / "hardware.md"
 SECTION = "## Results on the simulated rig"
-MODEL_KEYS = ("ratio", "bits", "complementary", "digital", "generator", "weights_dir")
+# noise: the reference row simulates the readings with the model's own detector noise (a physics-aware model's)
+MODEL_KEYS = ("ratio", "bits", "complementary", "digital", "noise", "generator", "weights_dir")
 ROWS = (("simulated", "reference: readings simulated by the model's O"),
         ("before", "trained encoder, no fine-tuning"), ("after", "D_theta fine-tuned on measured readings"))
 
@@ -99,28 +100,30 @@ def render_section(results: dict[str, Any] | None) -> str:
     """Body of the "Results on the simulated rig" section (procedure, then the numbers when ``results`` is set)."""
     lines = [
         "`lsi/experiments/hardware_e2e.py` runs the replay path of the issue end to end on the simulated rig, after",
-        "`make train RATIO=512`:",
+        "`make train-rig RATIO=512` (physics-aware training: the rig's detector noise in every phase); `make",
+        "hardware-e2e RATIO=512` runs it, `--run runs/ratio512` tests the noiseless `make train` run instead:",
         "",
         "```",
-        "python -m lsi.experiments.hardware_e2e --run runs/ratio512 --capture runs/capture512 --count 200",
+        "python -m lsi.experiments.hardware_e2e --run runs/rig512 --capture runs/capture-rig512 --count 200",
         "```",
         "",
-        "1. `lsi-capture --masks runs/ratio512/masks.npy --simulate --dataset embedded --count 200 --identities 200",
-        "   --images-per-identity 1 --display sim --out runs/capture512` (resumable: rerunning continues the store);",
-        "   every scene is a different person of the embedded test split, never seen in training.",
-        "2. `lsi test -c configs/test_measured.yaml --model.init_args.init_from runs/ratio512/lsi.ckpt",
-        "   --data.init_args.store runs/capture512`: the trained D_theta reads the drift-corrected measured",
+        "1. `lsi-capture --masks runs/rig512/masks.npy --simulate --dataset embedded --count 200 --identities 200",
+        "   --images-per-identity 1 --display sim --out runs/capture-rig512` (resumable: rerunning continues the",
+        "   store); every scene is a different person of the embedded test split, never seen in training.",
+        "2. `lsi test -c configs/test_measured.yaml --model.init_args.init_from runs/rig512/lsi.ckpt",
+        "   --data.init_args.store runs/capture-rig512`: the trained D_theta reads the drift-corrected measured",
         "   readings (O bypassed) of the store's test split (fractions 0.7/0.1/0.2 by a hash of the scene key).",
         "   The reference row adds `--data.init_args.with_readings false`: the same scenes measured by the model's",
-        "   own simulated O, as in training; the gap to it is what the rig (optics, leak, noise) costs.",
-        "3. `lsi fit -c configs/finetune_measured.yaml --model.init_args.init_from runs/ratio512/lsi.ckpt",
-        "   --data.init_args.store runs/capture512`: masks frozen, D_theta trained for `max_steps` on the train",
+        "   own simulated O with its detector noise, as in training; the gap to it is what the rig (optics, leak,",
+        "   its own noise) costs.",
+        "3. `lsi fit -c configs/finetune_measured.yaml --model.init_args.init_from runs/rig512/lsi.ckpt",
+        "   --data.init_args.store runs/capture-rig512`: masks frozen, D_theta trained for `max_steps` on the train",
         "   split's readings with the paper's loss L1(D_theta(y), E(displayed image)); the checkpoint with the lowest",
         "   validation L_lat is kept.",
         "4. `lsi test -c configs/test_measured.yaml --ckpt_path <fine-tuned checkpoint>` on the same test scenes.",
         "",
-        "The script passes the checkpoint's model options (ratio, bits, `digital`, weights_dir) to both configs;",
-        "by hand, give the same `--model.init_args.digital` as the training run (the configs mirror",
+        "The script passes the checkpoint's model options (ratio, bits, `digital`, noise, weights_dir) to both",
+        "configs; by hand, give the same `--model.init_args.digital` as the training run (the configs mirror",
         "`configs/train_embedded.yaml`), otherwise `init_from` refuses the checkpoint. A store captured with other",
         "masks than the model's is refused as well (`MeasuredDataModule` compares the masks' sha256). Identity match",
         "is the embedded identity network's rate at its 1% FAR threshold between each displayed scene and",
@@ -130,14 +133,14 @@ def render_section(results: dict[str, Any] | None) -> str:
         "the same way, through the encoder they were trained on:",
         "",
         "```",
-        "lsi test -c configs/heads_embedded.yaml --model.init_args.lsi_checkpoint runs/ratio512/lsi.ckpt \\",
-        "  --ckpt_path runs/ratio512/heads/heads.ckpt --trainer.default_root_dir runs/capture512/heads \\",
-        "  --data datamodules.measured.MeasuredDataModule --data.init_args.store runs/capture512 \\",
+        "lsi test -c configs/heads_embedded.yaml --model.init_args.lsi_checkpoint runs/rig512/lsi.ckpt \\",
+        "  --ckpt_path runs/rig512/heads/heads.ckpt --trainer.default_root_dir runs/capture-rig512/heads \\",
+        "  --data datamodules.measured.MeasuredDataModule --data.init_args.store runs/capture-rig512 \\",
         "  --data.init_args.fractions \"[0.7, 0.1, 0.2]\"",
         "```",
         "",
         "Heads refuse a fine-tuned encoder (its fingerprint differs): train them on it first with",
-        "`lsi fit -c configs/heads_embedded.yaml --model.init_args.lsi_checkpoint runs/ratio512/finetune/lsi.ckpt`.",
+        "`lsi fit -c configs/heads_embedded.yaml --model.init_args.lsi_checkpoint runs/rig512/finetune/lsi.ckpt`.",
         "",
     ]
     if not results:
@@ -172,8 +175,8 @@ def _step(n: int, what: str, t0: float) -> float:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", type=Path, default=Path("runs/ratio512"), help="trained run (lsi.ckpt, masks.npy)")
-    p.add_argument("--capture", type=Path, default=Path("runs/capture512"), help="capture store directory")
+    p.add_argument("--run", type=Path, default=Path("runs/rig512"), help="trained run (lsi.ckpt, masks.npy)")
+    p.add_argument("--capture", type=Path, default=Path("runs/capture-rig512"), help="capture store directory")
     p.add_argument("--finetune", type=Path, default=None, help="fine-tuning directory (default <run>/finetune)")
     p.add_argument("--count", type=int, default=200, help="scenes to capture")
     p.add_argument("--identities", type=int, default=None, help="embedded test identities (default --count)")
@@ -196,7 +199,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ckpt, masks = args.run / "lsi.ckpt", args.run / "masks.npy"
     for path in (ckpt, masks):
         if not path.is_file():
-            raise E2EError(f"{path} not found: train the encoder first (make train RATIO=512)")
+            raise E2EError(f"{path} not found: train the encoder first (`make train-rig RATIO=512` writes "
+                           "runs/rig512, `make train RATIO=512` runs/ratio512)")
     finetune = args.finetune or args.run / "finetune"
     model_args, model = model_overrides(ckpt, args.weights_dir)
     seconds: dict[str, float] = {}
