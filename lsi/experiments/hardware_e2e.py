@@ -162,6 +162,13 @@ def render_section(results: dict[str, Any] | None) -> str:
         n = m.get("reconstruction/num_images")
         lines.append(f"| {label} | {int(n) if n is not None else '—'} | {_fmt(m.get('id_match'), 100, 1, '%')} | "
                      f"{_fmt(m.get('psnr'))} | {_fmt(m.get('lat'), digits=4)} |")
+    sim, before = r["metrics"]["simulated"], r["metrics"]["before"]
+    lines += ["", textwrap.fill(
+        f"On the same test scenes: floor (the constant latent w_avg) {_fmt(before.get('floor/id_match'), 100, 1, '%')}"
+        f", ceiling G(E(I)) {_fmt(before.get('ceiling/id_match'), 100, 1, '%')}, and the simple baseline, the "
+        f"checkpoint's closed-form ridge read-out, {_fmt(before.get('ridge/id_match'), 100, 1, '%')} on the rig's "
+        f"readings ({_fmt(sim.get('ridge/id_match'), 100, 1, '%')} on simulated ones).", width=110,
+        break_long_words=False, break_on_hyphens=False)]
     t = r["seconds"]
     lines += ["", f"Times: capture {t['capture']:.0f} s, test {t['before']:.0f} s + {t['after']:.0f} s, fine-tuning "
                   f"{t['finetune']:.0f} s, total {t['total']:.0f} s. Raw numbers: `{r['results_json']}`."]

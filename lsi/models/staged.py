@@ -16,8 +16,9 @@ of the same readings reached 71% in 0.3 s. This recipe spends the time on learni
    (to E(I), or to what the style blocks leave when kept), and trains on the cached readings.
    With a detector noise model (``noise``, physics-aware training) every phase sees noisy readings: each step
    draws fresh noise on its cached noiseless readings, and the normaliser and the ridge path are fitted on one
-   fixed draw (noiseless fits whitened below the noise floor: measured on the simulated rig, 89.5% identity
-   match on simulated readings fell to 57.9% on the rig's, docs/hardware.md).
+   fixed draw. A D_theta trained on noiseless readings leans on reading directions the rig's noise drowns
+   (measured on the simulated rig: 89.5% identity match on simulated readings, 57.9% on the rig's; trained with
+   the rig's noise 84.2% on both, docs/hardware.md).
 3. **image** (``image_steps``, default 0): L_lat plus pixel and identity losses through G on ``image_loss_batch``
    samples.
 
@@ -176,7 +177,7 @@ class StagedRecipe:
     def measure(self, module: LatentImagingModule, rows: Tensor | None = None, noisy: bool = False) -> Tensor:
         """Readings ``[n, d]`` of cached scenes ``rows`` (default: all) with the current masks: noiseless, or with
         ``noisy`` one fixed draw of the model's detector noise (what the normaliser and the ridge path are fitted
-        on, so that a noise-aware model's whitening floors at the noise instead of amplifying it)."""
+        on, so that they see the noise D_theta will be trained and tested with)."""
         n = len(self.cache)
         rows = torch.arange(n) if rows is None else rows
         patterns = module.optical.patterns()

@@ -178,3 +178,15 @@ def test_e2e_script_on_tiny_settings(run, weights, tmp_path):
     text = doc.read_text()
     assert "STALE-BODY" not in text and text.endswith("## Known limitations\n\nkept\n")
     assert f"{100 * results['metrics']['after']['id_match']:.1f}%" in text and "| 2 |" in text
+
+
+def test_rig_gap_on_the_store(run, tmp_path, capsys):
+    """`python -m lsi.experiments.rig_gap` sets the store's readings against the model's: the simulated rig reads
+    the model's O up to its leak, blur and noise (gain near 1), and the report lands in the JSON."""
+    from lsi.experiments import rig_gap
+
+    gap = rig_gap.main(["--run", str(run["lsi"]), "--capture", str(run["store"]), "--json", str(tmp_path / "g.json")])
+    assert gap["scenes"] == 12 and gap["readings"] == 16
+    assert abs(gap["gain_mean"] - 1) < 0.05 and 0 < gap["residual_rms"] < gap["signal_std"]
+    assert json.loads((tmp_path / "g.json").read_text())["bands"] == gap["bands"]
+    assert "eigen-directions" in capsys.readouterr().out
