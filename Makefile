@@ -35,12 +35,16 @@ test: ## fast test suite (no slow, no real-hardware tests)
 test-full: ## every test except those needing a real DMD/DAQ rig
 	$(BIN)/python -m pytest -m "not hardware" -q
 
-train: ## train O and D_theta on the embedded world, then test: make train RATIO=512 -> runs/ratio512/
+# train and test at RATIO: $(1) = configs merged after configs/train_embedded.yaml, $(2) = the run folder
+define train_and_test
 	@$(BIN)/python -m lsi.cli.check_ratio "$(RATIO)"
-	$(BIN)/lsi fit -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
-	  --trainer.default_root_dir runs/ratio$(RATIO)
-	$(BIN)/lsi test -c configs/train_embedded.yaml --model.init_args.ratio $(RATIO) \
-	  --trainer.default_root_dir runs/ratio$(RATIO) --ckpt_path runs/ratio$(RATIO)/lsi.ckpt
+	$(BIN)/lsi fit -c configs/train_embedded.yaml $(1) --model.init_args.ratio $(RATIO) --trainer.default_root_dir $(2)
+	$(BIN)/lsi test -c configs/train_embedded.yaml $(1) --model.init_args.ratio $(RATIO) --trainer.default_root_dir $(2) \
+	  --ckpt_path $(2)/lsi.ckpt
+endef
+
+train: ## train O and D_theta on the embedded world, then test: make train RATIO=512 -> runs/ratio512/
+	$(call train_and_test,,runs/ratio$(RATIO))
 
 pretrain-embedded: ## retrain the shipped embedded G, E and identity net (CPU, <= 45 min) and re-measure them
 	$(BIN)/python -m lsi.experiments.pretrain --evaluate
@@ -67,11 +71,7 @@ compare: ## Table 2: LSI vs the baselines at equal measurements: make compare RA
 	$(BIN)/python -m lsi.experiments.compare --ratio $(RATIO)
 
 train-rig: ## physics-aware training for a rig (the rig's detector noise in every phase): make train-rig RATIO=512 -> runs/rig512/
-	@$(BIN)/python -m lsi.cli.check_ratio "$(RATIO)"
-	$(BIN)/lsi fit -c configs/train_embedded.yaml -c configs/rig_noise.yaml --model.init_args.ratio $(RATIO) \
-	  --trainer.default_root_dir runs/rig$(RATIO)
-	$(BIN)/lsi test -c configs/train_embedded.yaml -c configs/rig_noise.yaml --model.init_args.ratio $(RATIO) \
-	  --trainer.default_root_dir runs/rig$(RATIO) --ckpt_path runs/rig$(RATIO)/lsi.ckpt
+	$(call train_and_test,-c configs/rig_noise.yaml,runs/rig$(RATIO))
 
 hardware-e2e: ## simulated rig end to end with runs/rig512 (make train-rig): capture 200 scenes, test, fine-tune, test -> docs/hardware.md
 	$(BIN)/python -m lsi.experiments.hardware_e2e --run runs/rig$(RATIO) --capture runs/capture-rig$(RATIO)

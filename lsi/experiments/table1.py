@@ -329,7 +329,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
         figures["curves"] = save_metric_curves(metric_panels(records, floor), args.figures / FIGURES["curves"])
     wall = time.time() - t0
     clean = [{k: v for k, v in r.items() if k != "skipped"} for r in records]
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.json, {"settings": settings, "ratios": clean, "constant_predictor": floor})
     reasons = {"dlib": dlib_reason, "vggface": vgg_reason}
     write_results(args.results, lambda discussion: render_section(clean, settings, reasons, figures, args.results,

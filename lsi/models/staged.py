@@ -174,10 +174,8 @@ class StagedRecipe:
 
     # -- measuring the cache ------------------------------------------------------------------------------
     @torch.no_grad()
-    def measure(self, module: LatentImagingModule, rows: Tensor | None = None, noisy: bool = False) -> Tensor:
-        """Readings ``[n, d]`` of cached scenes ``rows`` (default: all) with the current masks: noiseless, or with
-        ``noisy`` one fixed draw of the model's detector noise (what the normaliser and the ridge path are fitted
-        on, so that they see the noise D_theta will be trained and tested with)."""
+    def measure(self, module: LatentImagingModule, rows: Tensor | None = None) -> Tensor:
+        """Noiseless readings ``[n, d]`` of cached scenes ``rows`` (default: all) with the current masks."""
         n = len(self.cache)
         rows = torch.arange(n) if rows is None else rows
         patterns = module.optical.patterns()
@@ -185,12 +183,12 @@ class StagedRecipe:
         for start in range(0, len(rows), self.schedule.chunk):
             image = self.detector[rows[start:start + self.schedule.chunk]].to(module.device)
             out.append(measure_detector_image(patterns, image))
-        readings = torch.cat(out)
-        return self.noisy(module, readings) if noisy else readings
+        return torch.cat(out)
 
     @staticmethod
     def noisy(module: LatentImagingModule, readings: Tensor) -> Tensor:
-        """One reproducible draw of the model's detector noise on noiseless ``readings`` (unchanged without one)."""
+        """One reproducible draw of the model's detector noise on noiseless ``readings`` (unchanged without one):
+        what the normaliser and the ridge path are fitted on, so that they see the noise D_theta trains with."""
         if module.optical.noise is None:
             return readings
         generator = torch.Generator(device=readings.device).manual_seed(int(module.hparams.seed) + 2)
@@ -205,7 +203,7 @@ class StagedRecipe:
     def refresh_normaliser(self, module: LatentImagingModule) -> None:
         """Per-reading standardisation from the fixed subset (never whitening while the masks move: a refreshed
         whitening rotates D_theta's inputs, measured as loss spikes at every refresh)."""
-        module.reading_norm.fit(self.measure(module, self._subset(), noisy=True), whiten=False)
+        module.reading_norm.fit(self.noisy(module, self.measure(module, self._subset())), whiten=False)
 
     @torch.no_grad()
     def fit_linear_path(self, module: LatentImagingModule, readings: Tensor, rows: Tensor,
@@ -237,7 +235,7 @@ class StagedRecipe:
             module.optical.freeze(bool(module.hparams.freeze_masks))  # fixed masks (e.g. a baseline) stay fixed
             if fresh:
                 rows = self._subset()
-                readings = self.measure(module, rows, noisy=True)
+                readings = self.noisy(module, self.measure(module, rows))
                 module.reading_norm.fit(readings, whiten=False)
                 self.fit_linear_path(module, readings, rows, residual=False)
         else:
